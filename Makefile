@@ -1,0 +1,33 @@
+# romp_ros developer entry points. `make test` is the CI contract.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+ENV := source scripts/env.sh
+PYTEST_ARGS ?=
+
+.PHONY: help setup build test test-fast lint demo bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup:  ## idempotent: venv, ROS 2 wheels, torch, colcon build (scripts/setup.sh)
+	@bash scripts/setup.sh
+
+build: setup  ## alias of setup (the colcon build is part of it)
+
+test: setup  ## the whole suite, as CI runs it (slow suites included)
+	@$(ENV) && pytest -v --durations=25 $(PYTEST_ARGS)
+
+test-fast: setup  ## the suite without the slow tests
+	@$(ENV) && pytest -m 'not slow' $(PYTEST_ARGS)
+
+lint: setup  ## ruff with the ROS-flavoured flake8 rules
+	@$(ENV) && ruff check romp_ros test bench scripts launch
+
+demo: setup  ## run the main job on a bundled input (see README)
+	@$(ENV) && python scripts/demo.py
+
+bench: setup  ## speed, side by side with the reference; writes docs/performance.md
+	@$(ENV) && python bench/run_all.py
+
+clean:  ## remove the colcon build of this checkout (the venv is kept)
+	rm -rf build install log

@@ -1,0 +1,127 @@
+"""Typed, frozen configuration of the estimator.
+
+ROS parameters (romp_ros.ros), CLI flags (romp_ros.cli) and YAML files all map onto
+:class:`EstimatorConfig`; nothing else configures the core.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+import math
+from typing import Any, Mapping
+
+MODEL_NAMES = ('romp', 'bev')
+BACKBONE_NAMES = ('hrnet32', 'resnet50', 'efficientnet_v2_s')
+PRECISIONS = ('fp32', 'fp16', 'bf16')
+COLOR_ORDERS = ('rgb', 'bgr')
+
+# Detection thresholds of the reference for its official checkpoints.
+DEFAULT_CENTER_THRESH = {'romp': 0.25, 'bev': 0.1}
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the field and the accepted values."""
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    """Everything the estimator needs to know, validated on construction.
+
+    Attributes:
+        model: 'romp' or 'bev'.
+        backbone: 'hrnet32' (official), 'resnet50' or 'efficientnet_v2_s' (BEV: hrnet32 only).
+        checkpoint: path of the network weights (.pkl / .pth / .pt / .safetensors); '' means
+            the default file name for the model inside ``models_dir``.
+        models_dir: directory written by ``romp-ros prepare-models`` (body model files).
+        device: 'auto' (first CUDA device, else CPU), 'cpu' or 'cuda:N'.
+        precision: network precision: 'fp32', 'fp16' or 'bf16' (CUDA only for the latter two).
+        center_thresh: minimum body-center score of a detection; None uses the model's default
+            (ROMP 0.25, BEV 0.1).
+        max_people: at most this many people per image (the reference's top-K is 64).
+        fov_deg: horizontal and vertical field of view assumed when no intrinsics are given
+            (the reference assumes 60 degrees over the padded square image).
+        input_size: side of the square network input, pixels.
+        color_order: channel order of the images handed to ``Estimator.predict``.
+        compute_verts: whether to return mesh vertices (the joints are always computed).
+        bev_nms_thresh: BEV duplicate suppression threshold on normalised 2D pose distance.
+        bev_relative_scale_thresh: BEV outlier removal threshold (relative distance).
+        use_smil: BEV only: use the SMIL infant model for people whose age offset exceeds
+            ``smil_age_thresh`` when the SMIL file was prepared.
+        smil_age_thresh: age offset (11th beta) above which a person is treated as an infant.
+    """
+
+    model: str = 'romp'
+    backbone: str = 'hrnet32'
+    checkpoint: str = ''
+    models_dir: str = ''
+    device: str = 'auto'
+    precision: str = 'fp32'
+    center_thresh: float | None = None
+    max_people: int = 64
+    fov_deg: float = 60.0
+    input_size: int = 512
+    color_order: str = 'rgb'
+    compute_verts: bool = True
+    bev_nms_thresh: float = 20.0
+    bev_relative_scale_thresh: float = 1.6
+    use_smil: bool = True
+    smil_age_thresh: float = 0.8
+
+    def __post_init__(self) -> None:
+        _choice('model', self.model, MODEL_NAMES)
+        _choice('backbone', self.backbone, BACKBONE_NAMES)
+        if self.model == 'bev' and self.backbone != 'hrnet32':
+            raise ConfigError(
+                f"backbone={self.backbone!r} is not available for BEV; BEV is built on "
+                "'hrnet32' only (ROMP supports every backbone)")
+        _choice('precision', self.precision, PRECISIONS)
+        _choice('color_order', self.color_order, COLOR_ORDERS)
+        if not (self.device in ('auto', 'cpu') or _is_cuda_device(self.device)):
+            raise ConfigError(
+                f"device={self.device!r} is invalid; use 'auto', 'cpu' or 'cuda:N' (N >= 0)")
+        if self.center_thresh is not None and not math.isfinite(self.center_thresh):
+            raise ConfigError(f'center_thresh={self.center_thresh!r} must be a finite number')
+        if not 1 <= self.max_people <= 64:
+            raise ConfigError(f'max_people={self.max_people} must be in [1, 64]')
+        if not 1.0 <= self.fov_deg <= 179.0:
+            raise ConfigError(f'fov_deg={self.fov_deg} must be in [1, 179] degrees')
+        if self.input_size != 512:
+            raise ConfigError(
+                f'input_size={self.input_size}: the official checkpoints are trained at 512')
+        if not self.bev_nms_thresh >= 0:
+            raise ConfigError(f'bev_nms_thresh={self.bev_nms_thresh} must be >= 0')
+        if not self.bev_relative_scale_thresh > 0:
+            raise ConfigError(
+                f'bev_relative_scale_thresh={self.bev_relative_scale_thresh} must be > 0')
+
+    @property
+    def effective_center_thresh(self) -> float:
+        """The detection threshold in force (the model default when none was given)."""
+        if self.center_thresh is None:
+            return DEFAULT_CENTER_THRESH[self.model]
+        return float(self.center_thresh)
+
+    def replace(self, **changes: Any) -> 'EstimatorConfig':
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> 'EstimatorConfig':
+        """Build from a mapping (YAML, ROS parameters); unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(
+                f'unknown estimator setting(s) {unknown}; valid settings: {sorted(names)}')
+        return cls(**dict(values))
+
+
+def _choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f'{field}={value!r} is invalid; choose one of {list(allowed)}')
+
+
+def _is_cuda_device(device: str) -> bool:
+    prefix, _, index = device.partition(':')
+    return prefix == 'cuda' and index.isdigit()
