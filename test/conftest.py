@@ -42,3 +42,40 @@ def ros_domain_id(monkeypatch) -> int:
     monkeypatch.setenv('ROS_LOCALHOST_ONLY', '1')
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     return domain
+
+
+# -- synthetic assets shared by the estimator, CLI and node tests ---------------------------------
+@pytest.fixture(scope='session')
+def synthetic_body_files(tmp_path_factory):
+    """A synthetic SMPL-format body model in the official file formats (pkl + npy)."""
+    from romp_ros.core.body.synthetic import write_synthetic_smpl_files
+    return write_synthetic_smpl_files(tmp_path_factory.mktemp('smpl_src'), seed=0)
+
+
+@pytest.fixture(scope='session')
+def models_dir(synthetic_body_files, tmp_path_factory) -> pathlib.Path:
+    """A models directory made by the real `prepare-models` code (SMPL, SMPL-A, SMIL, extras)."""
+    from romp_ros.core.body.prepare import prepare_models
+    out = tmp_path_factory.mktemp('models')
+    prepare_models(smpl=synthetic_body_files.smpl_pkl, smil=synthetic_body_files.smil_pkl,
+                   extra=synthetic_body_files.source_dir, models_dir=out, progress=False)
+    return out
+
+
+@pytest.fixture(scope='session')
+def seeded_checkpoint(tmp_path_factory):
+    """Factory: path of a seeded, well-conditioned checkpoint in an official layout (cached)."""
+    from romp_ros.core.nets.seeded import write_seeded_checkpoint
+    cache: dict[tuple, pathlib.Path] = {}
+    root = tmp_path_factory.mktemp('checkpoints')
+
+    def make(name: str = 'romp', backbone: str = 'hrnet32', layout: str = 'inference',
+             seed: int = 0) -> pathlib.Path:
+        key = (name, backbone, layout, seed)
+        if key not in cache:
+            path = root / f'{name}_{backbone}_{layout}_{seed}.pth'
+            write_seeded_checkpoint(path, name, backbone, seed=seed, layout=layout)
+            cache[key] = path
+        return cache[key]
+
+    return make

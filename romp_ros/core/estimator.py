@@ -1,0 +1,339 @@
+"""The batched inference pipeline: images in, typed per-image results out.
+
+Stages, all batched over every person of every image on the model's device:
+
+1. pad to a centred square and resize to 512 (``preprocess``),
+2. the network (ROMP maps, or BEV maps + per-person parameter regression),
+3. center NMS and parameter sampling, 6D -> axis-angle (``postprocess``),
+4. the SMPL body model for all people at once (``body``),
+5. projection to the original image and the translation solve, with the image's real K when
+   given (``geometry``),
+6. a split into one :class:`FrameResult` per image.
+
+No per-person Python loop runs in this path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from romp_ros.core.body.model_files import ModelFilesError, load_body_model_arrays
+from romp_ros.core.body.smpl import BodyModel, SMPLAWithInfants
+from romp_ros.core.config import EstimatorConfig
+from romp_ros.core.geometry.intrinsics import default_intrinsics, validate_intrinsics
+from romp_ros.core.geometry.projection import (
+    intrinsics_matrix,
+    normalised_to_original,
+    project_perspective,
+    project_weak,
+)
+from romp_ros.core.geometry.translation import (
+    bev_translation,
+    romp_reference_translation,
+    solve_translation_with_intrinsics,
+)
+from romp_ros.core.nets.checkpoint import load_into
+from romp_ros.core.nets.factory import build_model, model_spec
+from romp_ros.core.postprocess.bev_filtering import bev_keep_mask
+from romp_ros.core.postprocess.center_parsing import (
+    parse_center_map_2d,
+    parse_center_map_3d,
+    sample_params,
+)
+from romp_ros.core.postprocess.params import apply_cam_scale, unpack_params
+from romp_ros.core.preprocess import prepare_batch
+from romp_ros.core.results import CameraIntrinsics, FrameResult
+
+LOG = logging.getLogger(__name__)
+
+IntrinsicsLike = CameraIntrinsics | Sequence[float] | None
+NUM_SMPL_JOINTS = 24
+REFERENCE_FOV_DEG = 60.0
+# BEV's reference centres bodies on the mid-point of these two joints (hips of the 2D datasets)
+BEV_ROOT_JOINTS = (45, 46)
+
+
+class EstimatorError(RuntimeError):
+    """The estimator could not be built (missing files, bad checkpoint, bad device)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Detections:
+    """Per-person tensors for the whole batch, before the split per image."""
+
+    batch_ids: torch.Tensor  # (N,) int64, sorted
+    confs: torch.Tensor  # (N,)
+    cam: torch.Tensor  # (N, 3)
+    thetas: torch.Tensor  # (N, 72)
+    betas: torch.Tensor  # (N, 10 | 11)
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' -> the first CUDA device if one is usable, else the CPU; validates 'cuda:N'."""
+    if device == 'auto':
+        return torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')
+    dev = torch.device(device)
+    if dev.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise EstimatorError(
+                f"device='{device}' was requested but CUDA is not available here; "
+                "use device='cpu' or 'auto'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise EstimatorError(
+                f"device='{device}' does not exist: {torch.cuda.device_count()} CUDA device(s)")
+    return dev
+
+
+def default_checkpoint_path(config: EstimatorConfig) -> Path:
+    """The checkpoint a config points at: ``checkpoint`` or the model's default file name."""
+    if config.checkpoint:
+        return Path(config.checkpoint).expanduser()
+    spec = model_spec(config.model, config.backbone)
+    return Path(config.models_dir or '.').expanduser() / spec.checkpoint_file
+
+
+class Estimator:
+    """ROMP / BEV multi-person mesh estimation on batches of images.
+
+    Example::
+
+        est = Estimator(EstimatorConfig(model='romp', models_dir='~/romp_models'))
+        results = est.predict([image_rgb], intrinsics=[(fx, fy, cx, cy)])
+        results[0].cam_trans  # (N, 3) metres, camera optical frame
+    """
+
+    def __init__(self, config: EstimatorConfig, *, model: torch.nn.Module | None = None) -> None:
+        """Build the network, load the checkpoint and the body model.
+
+        Args:
+            config: the validated configuration.
+            model: an already built and loaded network (tests, benchmarks); skips the
+                checkpoint.
+
+        Raises:
+            ModelFilesError: the models directory or a body-model file is missing/invalid.
+            EstimatorError: no checkpoint, a bad checkpoint, or an unusable device.
+        """
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.spec = model_spec(config.model, config.backbone)
+        if config.precision != 'fp32' and self.device.type != 'cuda':
+            LOG.warning('precision=%s needs CUDA; running fp32 on %s', config.precision,
+                        self.device)
+        self._autocast_dtype = {'fp16': torch.float16, 'bf16': torch.bfloat16}.get(
+            config.precision) if self.device.type == 'cuda' else None
+
+        self.body_model = self._load_body_model(config)
+        if model is None:
+            model = self._load_network(config)
+        self.model = model.to(self.device).eval()
+        self.joint_names = tuple(self.body_model.joint_names)
+        self.faces = self.body_model.faces.cpu().numpy()
+
+    # -- construction ------------------------------------------------------------------------
+    def _load_body_model(self, config: EstimatorConfig) -> torch.nn.Module:
+        models_dir = Path(config.models_dir).expanduser() if config.models_dir else None
+        if models_dir is None:
+            raise ModelFilesError(
+                'no models directory configured: set models_dir to the folder written by '
+                '`romp-ros prepare-models --smpl <SMPL_NEUTRAL.pkl> --models-dir DIR`')
+        if config.model == 'romp':
+            body = BodyModel(load_body_model_arrays(models_dir, 'smpl'))
+        else:
+            smil = None
+            if config.use_smil:
+                try:
+                    smil = load_body_model_arrays(models_dir, 'smil')
+                except ModelFilesError as err:
+                    LOG.info('SMIL infant model not available (%s); BEV uses SMPL-A for '
+                             'everyone', err)
+            body = SMPLAWithInfants(load_body_model_arrays(models_dir, 'smpla'), smil,
+                                    age_thresh=config.smil_age_thresh)
+        return body.to(self.device).eval()
+
+    def _load_network(self, config: EstimatorConfig) -> torch.nn.Module:
+        path = default_checkpoint_path(config)
+        if not path.is_file():
+            raise EstimatorError(
+                f'checkpoint not found: {path}. Download the official weights with '
+                f'`romp-ros download {self.spec.checkpoint_file} --models-dir '
+                f'{path.parent}` (or pass --checkpoint PATH)')
+        model = build_model(config.model, config.backbone)
+        load_into(model, path)
+        LOG.info('loaded %s/%s weights from %s', config.model, config.backbone, path)
+        return model
+
+    # -- inference ---------------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict(self, images: Sequence[np.ndarray],
+                intrinsics: IntrinsicsLike | Sequence[IntrinsicsLike] = None
+                ) -> list[FrameResult]:
+        """Estimate every person in each image.
+
+        Args:
+            images: B uint8 arrays (H, W, 3) in ``config.color_order``; sizes may differ.
+            intrinsics: None (assume ``config.fov_deg``), one K for all images
+                (:class:`CameraIntrinsics` or ``(fx, fy, cx, cy)`` pixels), or one entry per
+                image (None entries fall back to the field of view).
+
+        Returns:
+            One :class:`FrameResult` per image, in input order.
+
+        Raises:
+            ImageInputError: empty batch, wrong dtype/shape, empty or oversized image.
+            IntrinsicsError: an invalid K (zero/negative/NaN focal length).
+        """
+        batch = prepare_batch(list(images), color_order=self.config.color_order,
+                              device=self.device, input_size=self.config.input_size)
+        sizes = [(int(h), int(w)) for h, w in batch.pad_info[:, 4:6].tolist()]
+        per_image_k = self._resolve_intrinsics(intrinsics, sizes)
+
+        det = self._detect(batch.tensor)
+        det = self._drop_non_finite(det)
+        body = self.body_model(det.betas, det.thetas)
+        joints, verts = body.joints, body.verts  # (N, J, 3), (N, V, 3)
+        if self.config.model == 'bev' and joints.shape[1] > max(BEV_ROOT_JOINTS):
+            root = joints[:, list(BEV_ROOT_JOINTS)].mean(dim=1, keepdim=True)  # (N, 1, 3)
+            joints, verts = joints - root, verts - root
+
+        pad = batch.pad_info.to(self.device)[det.batch_ids]  # (N, 6)
+        k_default = self._default_k_tensor(sizes)[det.batch_ids]  # (N, 3, 3)
+        if self.config.model == 'romp':
+            pj2d_org = normalised_to_original(project_weak(joints, det.cam), pad)
+            trans = romp_reference_translation(joints[:, :NUM_SMPL_JOINTS], det.cam)
+        else:
+            trans = bev_translation(det.cam, fov_deg=REFERENCE_FOV_DEG)
+            pj2d_org = project_perspective(joints + trans[:, None], k_default)
+            keep = bev_keep_mask(pj2d_org, det.cam, trans, det.confs, det.batch_ids, sizes,
+                                 nms_thresh=self.config.bev_nms_thresh,
+                                 relative_scale_thresh=self.config.bev_relative_scale_thresh)
+            det, joints, verts, pj2d_org, trans, k_default, pad = _select(
+                keep, det, joints, verts, pj2d_org, trans, k_default, pad)
+
+        trans = self._resolve_translation(joints, pj2d_org, trans, det.batch_ids, per_image_k,
+                                          sizes)
+        return self._split(det, joints, verts, pj2d_org, trans, sizes, per_image_k, body)
+
+    def _detect(self, tensor: torch.Tensor) -> _Detections:
+        thresh = self.config.effective_center_thresh
+        with torch.autocast(self.device.type, dtype=self._autocast_dtype,
+                            enabled=self._autocast_dtype is not None):
+            if self.config.model == 'romp':
+                maps = self.model(tensor)
+                centers = parse_center_map_2d(maps.center_maps.float(), thresh,
+                                              self.config.max_people)
+                params = sample_params(maps.params_maps.float(), centers.batch_ids,
+                                       centers.flat_inds)  # (N, 145)
+                params = apply_cam_scale(params)
+                batch_ids, confs = centers.batch_ids, centers.confs
+            else:
+                maps = self.model.forward_maps(tensor)
+                centers = parse_center_map_3d(maps.center_maps_3d.float(), thresh,
+                                              self.config.max_people)
+                cz, cy, cx = centers.czyx.unbind(dim=1)
+                cams = maps.cam_maps_3d[centers.batch_ids, cz, cy, cx].float()  # (N, 3)
+                params = self.model.regress_params(maps.param_features, cams,
+                                                   centers.batch_ids).float()  # (N, 146)
+                batch_ids, confs = centers.batch_ids, centers.confs
+        smpl = unpack_params(params.float())
+        return _Detections(batch_ids=batch_ids, confs=confs.float(), cam=smpl.cam,
+                           thetas=smpl.smpl_thetas, betas=smpl.smpl_betas)
+
+    def _drop_non_finite(self, det: _Detections) -> _Detections:
+        finite = (torch.isfinite(det.cam).all(1) & torch.isfinite(det.thetas).all(1)
+                  & torch.isfinite(det.betas).all(1) & torch.isfinite(det.confs))
+        if bool(finite.all()):
+            return det
+        dropped = int((~finite).sum())
+        LOG.warning('the network produced NaN/inf parameters for %d detection(s); they were '
+                    'dropped. Check the checkpoint (corrupt or mismatched weights) and the '
+                    'precision setting', dropped)
+        return _Detections(*(t[finite] for t in dataclasses.astuple(det)))
+
+    def _resolve_intrinsics(self, intrinsics, sizes) -> list[CameraIntrinsics | None]:
+        count = len(sizes)
+        if intrinsics is None or isinstance(intrinsics, CameraIntrinsics) or (
+                len(intrinsics) == 4 and all(np.isscalar(v) for v in intrinsics)):
+            entries = [intrinsics] * count
+        else:
+            entries = list(intrinsics)
+            if len(entries) != count:
+                raise ValueError(f'{len(entries)} intrinsics given for {count} images')
+        out: list[CameraIntrinsics | None] = []
+        for entry, (h, w) in zip(entries, sizes):
+            if entry is None:
+                out.append(None)
+            elif isinstance(entry, CameraIntrinsics):
+                out.append(validate_intrinsics(entry.fx, entry.fy, entry.cx, entry.cy,
+                                               image_size=(h, w)))
+            else:
+                out.append(validate_intrinsics(*entry, image_size=(h, w)))
+        return out
+
+    def _default_k_tensor(self, sizes) -> torch.Tensor:
+        ks = [default_intrinsics(h, w, REFERENCE_FOV_DEG) for h, w in sizes]
+        return intrinsics_matrix([k.fx for k in ks], [k.fy for k in ks], [k.cx for k in ks],
+                                 [k.cy for k in ks], device=self.device)  # (B, 3, 3)
+
+    def _resolve_translation(self, joints, pj2d_org, trans_ref, batch_ids, per_image_k,
+                             sizes) -> torch.Tensor:
+        """Re-solve translations against each image's K where the reference's FOV is not used.
+
+        With no camera intrinsics and the reference's 60 degrees the reference's own
+        translation is kept (bit-for-bit comparable with simple-romp); otherwise the 2D
+        keypoints are explained with the real (or FOV-derived) K.
+        """
+        fov_default = abs(self.config.fov_deg - REFERENCE_FOV_DEG) < 1e-9
+        if joints.shape[0] == 0 or (fov_default and all(k is None for k in per_image_k)):
+            return trans_ref
+        k_rows = []
+        for k, (h, w) in zip(per_image_k, sizes):
+            chosen = k if k is not None else default_intrinsics(h, w, self.config.fov_deg)
+            k_rows.append((chosen.fx, chosen.fy, chosen.cx, chosen.cy))
+        k_img = intrinsics_matrix(*zip(*k_rows), device=self.device)  # (B, 3, 3)
+        if k_img.dim() == 2:
+            k_img = k_img.unsqueeze(0)
+        solution = solve_translation_with_intrinsics(
+            joints[:, :NUM_SMPL_JOINTS], pj2d_org[:, :NUM_SMPL_JOINTS], k_img[batch_ids])
+        # keep the reference's translation where the solve failed (degenerate input)
+        valid = solution.valid[:, None]
+        return torch.where(valid, solution.trans, trans_ref)
+
+    def _split(self, det, joints, verts, pj2d_org, trans, sizes, per_image_k,
+               body) -> list[FrameResult]:
+        want_verts = self.config.compute_verts
+        to_np = {
+            'cam': det.cam, 'thetas': det.thetas, 'betas': det.betas, 'trans': trans,
+            'joints': joints, 'pj2d': pj2d_org, 'confs': det.confs,
+        }
+        if want_verts:
+            to_np['verts'] = verts
+        arrays = {k: v.detach().float().cpu().numpy() for k, v in to_np.items()}
+        counts = torch.bincount(det.batch_ids, minlength=len(sizes)).tolist()
+        bounds = np.cumsum([0] + counts)
+        model_types = tuple(getattr(body, 'model_type', ()))
+        results = []
+        for index, (h, w) in enumerate(sizes):
+            lo, hi = bounds[index], bounds[index + 1]
+            k_used = per_image_k[index] or default_intrinsics(h, w, self.config.fov_deg)
+            results.append(FrameResult(
+                cam=arrays['cam'][lo:hi], smpl_thetas=arrays['thetas'][lo:hi],
+                smpl_betas=arrays['betas'][lo:hi], cam_trans=arrays['trans'][lo:hi],
+                joints=arrays['joints'][lo:hi],
+                verts=arrays['verts'][lo:hi] if want_verts else None,
+                pj2d_org=arrays['pj2d'][lo:hi], center_confs=arrays['confs'][lo:hi],
+                joint_names=self.joint_names, image_size=(h, w), intrinsics=k_used,
+                model_type=model_types[lo:hi] if model_types else (), ))
+        return results
+
+
+def _select(keep, det, *tensors):
+    """Apply a boolean person mask to the detections and to every per-person tensor."""
+    kept = _Detections(*(t[keep] for t in dataclasses.astuple(det)))
+    return (kept, *(t[keep] for t in tensors))
