@@ -27,7 +27,7 @@ demo: setup  ## run the main job on a bundled input (see README)
 	@$(ENV) && python scripts/demo.py
 
 bench: setup  ## speed, side by side with the reference; writes docs/performance.md
-	@$(ENV) && python bench/run_all.py
+	@$(ENV) && PYTHONPATH="$(CURDIR)/test:$$PYTHONPATH" python bench/run_all.py
 
 clean:  ## remove the colcon build of this checkout (the venv is kept)
 	rm -rf build install log

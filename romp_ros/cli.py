@@ -75,8 +75,9 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     from romp_ros.core.estimator import Estimator
     from romp_ros.core.geometry.intrinsics import parse_intrinsics_arg
     from romp_ros.infer_output import InferenceWriter
-    from romp_ros.input_sources import count_frames, iter_frames
+    from romp_ros.input_sources import check_inputs, count_frames, iter_frames
 
+    check_inputs(list(args.inputs))
     fixed_k = parse_intrinsics_arg(args.intrinsics) if args.intrinsics else None
     config = _config_from_args(args, fov_deg=args.fov, color_order='rgb',
                                compute_verts=not args.no_verts)

@@ -74,12 +74,23 @@ def classify(path: Path) -> str:
                      'ROS 2 bag (a folder with metadata.yaml, .mcap or .db3)')
 
 
-def iter_frames(paths: list[Path], topic: str | None = None) -> Iterator[Frame]:
-    """Yield the frames of every input, in order."""
+def check_inputs(paths: list[Path]) -> list[str]:
+    """Fail fast, before any model is loaded: every path exists and has a known kind.
+
+    Returns:
+        The kind of each path ('image', 'video' or 'bag').
+    """
+    kinds = []
     for path in paths:
         if not path.exists():
             raise InputError(f'{path}: no such file or directory')
-        kind = classify(path)
+        kinds.append(classify(path))
+    return kinds
+
+
+def iter_frames(paths: list[Path], topic: str | None = None) -> Iterator[Frame]:
+    """Yield the frames of every input, in order."""
+    for path, kind in zip(paths, check_inputs(paths)):
         if kind == 'image':
             yield _read_image(path)
         elif kind == 'video':

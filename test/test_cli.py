@@ -1,0 +1,133 @@
+"""`romp-ros` end to end: images, a video and a bag in, one .npz out; clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+pytestmark = pytest.mark.slow
+
+
+def _run(*args, cwd=None, timeout=600):
+    return subprocess.run([sys.executable, '-m', 'romp_ros.cli', '--quiet', *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def _write_bag(path, frames, k):
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import get_typestore, Stores
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    image_t = store.types['sensor_msgs/msg/Image']
+    info_t = store.types['sensor_msgs/msg/CameraInfo']
+    header_t = store.types['std_msgs/msg/Header']
+    time_t = store.types['builtin_interfaces/msg/Time']
+    roi_t = store.types['sensor_msgs/msg/RegionOfInterest']
+    with Writer(path, version=8) as writer:
+        img_conn = writer.add_connection('/cam/image_raw', image_t.__msgtype__, typestore=store)
+        info_conn = writer.add_connection('/cam/camera_info', info_t.__msgtype__,
+                                          typestore=store)
+        for i, frame in enumerate(frames):
+            stamp = time_t(sec=100 + i, nanosec=0)
+            header = header_t(stamp=stamp, frame_id='cam_optical')
+            h, w = frame.shape[:2]
+            info = info_t(header=header, height=h, width=w, distortion_model='plumb_bob',
+                          d=np.zeros(5), k=np.array([k[0], 0, k[2], 0, k[1], k[3], 0, 0, 1.0]),
+                          r=np.eye(3).ravel(), p=np.zeros(12), binning_x=0, binning_y=0,
+                          roi=roi_t(x_offset=0, y_offset=0, height=0, width=0,
+                                    do_rectify=False))
+            t_ns = (100 + i) * 10**9
+            writer.write(info_conn, t_ns, store.serialize_cdr(info, info_t.__msgtype__))
+            msg = image_t(header=header, height=h, width=w, encoding='rgb8', is_bigendian=0,
+                          step=w * 3, data=np.ascontiguousarray(frame).reshape(-1))
+            writer.write(img_conn, t_ns + 1, store.serialize_cdr(msg, image_t.__msgtype__))
+
+
+def test_infer_on_images_video_and_bag(tmp_path, models_dir, seeded_checkpoint):
+    astro = skimage.data.astronaut()
+    coffee = skimage.data.coffee()
+    img1, img2 = tmp_path / 'astronaut.jpg', tmp_path / 'coffee.png'
+    cv2.imwrite(str(img1), astro[:, :, ::-1])
+    cv2.imwrite(str(img2), coffee[:, :, ::-1])
+    video = tmp_path / 'clip.avi'
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*'MJPG'), 10, (512, 512))
+    for shift in range(3):
+        writer.write(np.roll(astro[:, :, ::-1], 8 * shift, axis=1).copy())
+    writer.release()
+    bag = tmp_path / 'bag'
+    k = (700.0, 700.0, 300.0, 200.0)
+    _write_bag(bag, [coffee, coffee], k)
+    out = tmp_path / 'res.npz'
+    result = _run('infer', img1, img2, video, bag, '--models-dir', models_dir,
+                  '--checkpoint', seeded_checkpoint('romp', 'hrnet32'), '--device', 'cpu',
+                  '--batch-size', '2', '--out', out)
+    assert result.returncode == 0, result.stderr
+    data = np.load(out)
+    inputs = list(data['inputs'])
+    assert len(inputs) == 2 + 3 + 2
+    assert inputs[0].endswith('astronaut.jpg') and inputs[2].endswith('clip.avi#0')
+    assert inputs[-1] == 'bag:/cam/image_raw#1'
+    n = len(data['frame_index'])
+    assert n > 0 and np.all(np.diff(data['frame_index']) >= 0)
+    j = len(data['joint_names'])
+    assert data['joints'].shape == (n, j, 3) and data['verts'].shape == (n, 6890, 3)
+    assert data['pj2d_org'].shape == (n, j, 2) and data['smpl_thetas'].shape == (n, 72)
+    for key in ('cam', 'cam_trans', 'center_confs', 'smpl_betas'):
+        assert len(data[key]) == n
+    # within a frame, people are ordered by descending confidence
+    for f in np.unique(data['frame_index']):
+        confs = data['center_confs'][data['frame_index'] == f]
+        assert np.all(np.diff(confs) <= 0)
+    # bag frames use the bag's camera_info; files use the default field of view
+    assert list(data['intrinsics_source']) == ['fov'] * 5 + ['camera'] * 2
+    np.testing.assert_allclose(data['intrinsics'][-1], k)
+    assert data['stamps_ns'][-1] == 101 * 10**9 and data['stamps_ns'][0] == -1
+    # the same image gives the same people whether it came from a file or the bag's raw bytes
+    coffee_people = data['frame_index'] == 1
+    bag_people = data['frame_index'] == 5
+    assert coffee_people.sum() == bag_people.sum()
+
+
+def test_infer_errors_are_one_line_without_traceback(tmp_path, models_dir):
+    missing = _run('infer', tmp_path / 'nothing.png', '--models-dir', models_dir, '--device',
+                   'cpu', '--out', tmp_path / 'x.npz')
+    assert missing.returncode == 2
+    assert 'Traceback' not in missing.stderr and 'no such file' in missing.stderr
+    no_ckpt = tmp_path / 'photo.png'
+    cv2.imwrite(str(no_ckpt), np.zeros((8, 8, 3), np.uint8))
+    res = _run('infer', no_ckpt, '--models-dir', models_dir, '--device', 'cpu', '--out',
+               tmp_path / 'x.npz')
+    assert res.returncode == 2 and 'Traceback' not in res.stderr
+    assert 'romp-ros download ROMP.pkl' in res.stderr
+    bad_k = _run('infer', no_ckpt, '--models-dir', models_dir, '--intrinsics', '0,0,1,1',
+                 '--device', 'cpu', '--out', tmp_path / 'x.npz')
+    assert bad_k.returncode == 2 and 'Traceback' not in bad_k.stderr
+
+
+def test_prepare_models_cli_writes_a_loadable_models_dir(tmp_path, synthetic_body_files):
+    from romp_ros.core.body.model_files import available_kinds
+    out = tmp_path / 'models'
+    res = _run('prepare-models', '--smpl', synthetic_body_files.smpl_pkl, '--extra',
+               synthetic_body_files.source_dir, '--models-dir', out)
+    assert res.returncode == 0, res.stderr
+    assert {'smpl', 'smpla'} <= set(available_kinds(out))
+    missing = _run('prepare-models', '--smpl', tmp_path / 'SMPL_NEUTRAL.pkl', '--models-dir',
+                   out)
+    assert missing.returncode == 2 and 'Traceback' not in missing.stderr
+    assert 'SMPL_NEUTRAL.pkl' in missing.stderr
+
+
+def test_help_of_every_subcommand_explains_every_flag():
+    from romp_ros.cli import build_parser
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == 'command')
+    for name, subparser in sub.choices.items():
+        for action in subparser._actions:
+            if action.dest == 'help':
+                continue
+            assert action.help, f'{name}: flag {action.option_strings or action.dest} ' \
+                                'has no help text'

@@ -1,0 +1,153 @@
+"""The estimator on real loaders and generated assets: intrinsics, image shapes, bad input."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope='module')
+def estimator(models_dir, seeded_checkpoint):
+    from romp_ros.core import Estimator, EstimatorConfig
+    return Estimator(EstimatorConfig(model='romp', models_dir=str(models_dir),
+                                     checkpoint=str(seeded_checkpoint('romp', 'hrnet32')),
+                                     device='cpu'))
+
+
+@pytest.fixture(scope='module')
+def astronaut():
+    return skimage.data.astronaut()
+
+
+def _project(points, k):
+    uv = points[..., :2] / points[..., 2:3]
+    return uv * np.array([k[0], k[1]]) + np.array([k[2], k[3]])
+
+
+def test_people_are_ordered_by_confidence_and_fields_are_consistent(estimator, astronaut):
+    result = estimator.predict([astronaut])[0]
+    n, j = result.num_people, len(result.joint_names)
+    assert n >= 2
+    assert np.all(np.diff(result.center_confs) <= 0)
+    assert result.cam.shape == (n, 3) and result.smpl_thetas.shape == (n, 72)
+    assert result.smpl_betas.shape == (n, 10) and result.cam_trans.shape == (n, 3)
+    assert result.joints.shape == (n, j, 3) and result.pj2d_org.shape == (n, j, 2)
+    assert result.verts.shape == (n, 6890, 3)
+    assert j == 71 and result.joint_names[0] == 'pelvis'
+    assert np.all(result.cam_trans[:, 2] > 0), 'people must be in front of the camera'
+    np.testing.assert_array_equal(result.smpl_thetas[:, 66:], 0.0)  # hands are zero-padded
+    assert result.intrinsics.source == 'fov'
+
+
+@pytest.mark.parametrize('size', [(480, 640), (720, 1280), (1280, 720), (32, 32), (300, 451)])
+def test_any_image_size_with_a_real_k_reprojects_onto_the_keypoints(estimator, astronaut, size):
+    """Non-square, portrait and tiny images: with K, joints + cam_trans project onto pj2d_org."""
+    import cv2
+    h, w = size
+    image = cv2.resize(astronaut, (w, h), interpolation=cv2.INTER_AREA)
+    k = (0.9 * max(h, w), 0.85 * max(h, w), 0.52 * w, 0.47 * h)
+    result = estimator.predict([image], intrinsics=k)[0]
+    assert result.image_size == (h, w) and result.intrinsics.source == 'camera'
+    if result.num_people == 0:
+        pytest.skip(f'nobody detected at {w}x{h}')
+    proj = _project(result.joints_camera()[:, :24], k)
+    err = np.linalg.norm(proj - result.pj2d_org[:, :24], axis=-1)
+    # ROMP's 2D keypoints are weak-perspective; the best perspective fit leaves a residual
+    # that is small compared with the person's size on the image
+    height_px = np.ptp(result.pj2d_org[:, :24, 1], axis=1)
+    assert np.all(np.median(err, axis=1) < 0.1 * np.maximum(height_px, 1.0))
+
+
+def test_focal_length_scales_depth(estimator, astronaut):
+    """Twice the focal length explains the same keypoints with people twice as far."""
+    k1 = (500.0, 500.0, 256.0, 256.0)
+    k2 = (1000.0, 1000.0, 256.0, 256.0)
+    r1, r2 = estimator.predict([astronaut, astronaut], intrinsics=[k1, k2])
+    np.testing.assert_allclose(r2.cam_trans[:, 2] / r1.cam_trans[:, 2], 2.0, rtol=0.02)
+
+
+def test_per_image_intrinsics_mix_camera_and_fov(estimator, astronaut):
+    results = estimator.predict([astronaut, astronaut], intrinsics=[None, (600, 600, 256, 256)])
+    assert [r.intrinsics.source for r in results] == ['fov', 'camera']
+    assert results[0].intrinsics.fx == pytest.approx(443.4, abs=0.1)
+
+
+@pytest.mark.parametrize('bad_k, match', [
+    ((np.nan, 500.0, 256.0, 256.0), r'(?i)nan|finite'),
+    ((0.0, 0.0, 0.0, 0.0), r'(?i)zero|positive'),
+    ((-500.0, 500.0, 256.0, 256.0), r'(?i)positive'),
+])
+def test_invalid_intrinsics_are_rejected_clearly(estimator, astronaut, bad_k, match):
+    from romp_ros.core.geometry.intrinsics import IntrinsicsError
+    with pytest.raises(IntrinsicsError, match=match):
+        estimator.predict([astronaut], intrinsics=bad_k)
+
+
+@pytest.mark.parametrize('images, match', [
+    ([], r'(?i)empty'),
+    ([np.zeros((64, 64, 3), np.float32)], r'(?i)uint8'),
+    ([np.zeros((64, 64, 2), np.uint8)], r'(?i)channel'),
+    ([np.zeros((0, 64, 3), np.uint8)], r'(?i)empty|zero'),
+    ([np.zeros((64, 64, 3, 1), np.uint8)], r'(?i)dim|shape'),
+])
+def test_bad_images_get_a_clear_error(estimator, images, match):
+    from romp_ros.core.preprocess import ImageInputError
+    with pytest.raises(ImageInputError, match=match):
+        estimator.predict(images)
+
+
+def test_a_black_image_has_nobody_and_empty_arrays_keep_their_shapes(estimator):
+    result = estimator.predict([np.zeros((120, 160, 3), np.uint8)])[0]
+    if result.num_people:
+        pytest.skip('seeded weights detect someone on black')
+    assert result.cam_trans.shape == (0, 3) and result.joints.shape == (0, 71, 3)
+    assert result.verts.shape == (0, 6890, 3)
+
+
+def test_nan_outputs_are_dropped_with_a_warning(models_dir, seeded_checkpoint, astronaut,
+                                                caplog):
+    from romp_ros.core import Estimator, EstimatorConfig
+    from romp_ros.core.nets.checkpoint import load_into
+    from romp_ros.core.nets.factory import build_model
+    model = build_model('romp', 'hrnet32')
+    load_into(model, seeded_checkpoint('romp', 'hrnet32'))
+    with torch.no_grad():
+        last = [m for m in model.final_layers[1].modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        last.bias[5] = float('nan')  # poisons one pose channel of every person
+    est = Estimator(EstimatorConfig(model='romp', models_dir=str(models_dir), device='cpu'),
+                    model=model)
+    with caplog.at_level(logging.WARNING):
+        result = est.predict([astronaut])[0]
+    assert result.num_people == 0
+    assert any('NaN' in rec.getMessage() for rec in caplog.records)
+
+
+def test_missing_models_dir_and_checkpoint_name_the_fix(tmp_path, models_dir):
+    from romp_ros.core import Estimator, EstimatorConfig, EstimatorError
+    from romp_ros.core.body.model_files import ModelFilesError
+    with pytest.raises(ModelFilesError, match='prepare-models'):
+        Estimator(EstimatorConfig(models_dir=str(tmp_path / 'nope'), device='cpu'))
+    with pytest.raises(EstimatorError, match=r'romp-ros download ROMP\.pkl'):
+        Estimator(EstimatorConfig(models_dir=str(models_dir), device='cpu'))
+
+
+def test_mismatched_checkpoint_fails_with_the_keys(models_dir, seeded_checkpoint):
+    from romp_ros.core import Estimator, EstimatorConfig
+    from romp_ros.core.nets.checkpoint import CheckpointError
+    with pytest.raises(CheckpointError, match=r'(?i)missing|unexpected'):
+        Estimator(EstimatorConfig(model='romp', models_dir=str(models_dir), device='cpu',
+                                  checkpoint=str(seeded_checkpoint('bev', 'hrnet32'))))
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(models_dir):
+    from romp_ros.core import Estimator, EstimatorConfig, EstimatorError
+    if torch.cuda.is_available():
+        pytest.skip('this machine has CUDA')
+    with pytest.raises(EstimatorError, match='CUDA is not available'):
+        Estimator(EstimatorConfig(models_dir=str(models_dir), device='cuda:0'))
