@@ -20,11 +20,11 @@ import time
 
 import cv2
 import numpy as np
+from reference_pipeline import ReferenceBEV, ReferenceROMP, write_reference_body_files
 import skimage.data
 import torch
 from tqdm import tqdm
 
-from reference_pipeline import ReferenceBEV, ReferenceROMP, write_reference_body_files
 from romp_ros.core import Estimator, EstimatorConfig
 from romp_ros.core.body.prepare import prepare_models
 from romp_ros.core.body.synthetic import write_synthetic_smpl_files
@@ -74,13 +74,15 @@ def run(repeats: int, models: list[str]) -> list[dict]:
                    else ReferenceBEV(ckpt, ref_body['smpla'], ref_body['smil']))
             for label, frame in tqdm(frames.items(), desc=f'{name} frames'):
                 people = ours.predict([frame])[0].num_people
-                t_ref = median_ms(lambda f=frame: ref(f), repeats)
-                t_ours = median_ms(lambda f=frame: ours.predict([f]), repeats)
+                t_ref = median_ms(lambda f=frame, r=ref: r(f), repeats)
+                t_ours = median_ms(lambda f=frame, o=ours: o.predict([f]), repeats)
                 rows.append({'model': name, 'frame': label, 'people': people, 'batch': 1,
                              'reference_ms': t_ref, 'ours_ms': t_ours})
             batch = list(frames.values()) * 2
-            t_ref = median_ms(lambda: [ref(f) for f in batch], max(1, repeats // 2)) / len(batch)
-            t_ours = median_ms(lambda: ours.predict(batch), max(1, repeats // 2)) / len(batch)
+            t_ref = median_ms(lambda r=ref, b=batch: [r(f) for f in b],
+                              max(1, repeats // 2)) / len(batch)
+            t_ours = median_ms(lambda o=ours, b=batch: o.predict(b),
+                               max(1, repeats // 2)) / len(batch)
             rows.append({'model': name, 'frame': 'mixed, per frame', 'people': -1,
                          'batch': len(batch), 'reference_ms': t_ref, 'ours_ms': t_ours})
     return rows

@@ -88,7 +88,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     def flush() -> None:
         images = [f.pixels[..., ::-1] if f.color_order == 'bgr' else f.pixels for f in batch]
         ks = [fixed_k or (None if args.ignore_camera_info else f.intrinsics) for f in batch]
-        for frame, result in zip(batch, estimator.predict(images, intrinsics=ks)):
+        for frame, result in zip(batch, estimator.predict(images, intrinsics=ks), strict=True):
             writer.add(frame, result)
         batch.clear()
 

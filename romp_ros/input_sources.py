@@ -13,7 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
-from romp_ros.core.image_decoding import decode_compressed, decode_image, ImageDecodeError
+from romp_ros.core.image_decoding import ImageDecodeError, decode_compressed, decode_image
 from romp_ros.core.results import CameraIntrinsics
 
 LOG = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def check_inputs(paths: list[Path]) -> list[str]:
 
 def iter_frames(paths: list[Path], topic: str | None = None) -> Iterator[Frame]:
     """Yield the frames of every input, in order."""
-    for path, kind in zip(paths, check_inputs(paths)):
+    for path, kind in zip(paths, check_inputs(paths), strict=True):
         if kind == 'image':
             yield _read_image(path)
         elif kind == 'video':
@@ -158,7 +158,7 @@ def _read_bag(path: Path, topic: str | None) -> Iterator[Frame]:
         info_conns = [c for c in reader.connections if c.msgtype == CAMERA_INFO_TYPE]
         latest_k: dict[str, CameraIntrinsics] = {}
         index = 0
-        for conn, stamp, raw in reader.messages(connections=conns + info_conns):
+        for conn, _, raw in reader.messages(connections=conns + info_conns):
             msg = reader.deserialize(raw, conn.msgtype)
             if conn.msgtype == CAMERA_INFO_TYPE:
                 k = np.asarray(msg.k, dtype=np.float64)

@@ -73,7 +73,7 @@ def run_pipeline_bench(config: EstimatorConfig, frames: int = 20, height: int = 
             t_pre = _timed(lambda: prepare_batch(images, color_order='rgb', device=dev), dev)
             t_net = _timed(lambda: forward(tensor), dev)
             out: list = []
-            t_full = _timed(lambda: out.extend(estimator.predict(images)), dev)
+            t_full = _timed(lambda sink=out: sink.extend(estimator.predict(images)), dev)
             if step >= WARMUP:
                 pre.append(t_pre)
                 net.append(t_net)

@@ -9,9 +9,8 @@ Test-only.
 from __future__ import annotations
 
 import numpy as np
-import torch
-
 from reference_oracle import reference_module
+import torch
 
 
 def write_reference_body_files(models_dir, out_dir):

@@ -20,7 +20,7 @@ def _run(*args, cwd=None, timeout=600):
 
 def _write_bag(path, frames, k):
     from rosbags.rosbag2 import Writer
-    from rosbags.typesys import get_typestore, Stores
+    from rosbags.typesys import Stores, get_typestore
     store = get_typestore(Stores.ROS2_HUMBLE)
     image_t = store.types['sensor_msgs/msg/Image']
     info_t = store.types['sensor_msgs/msg/CameraInfo']

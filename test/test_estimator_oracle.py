@@ -98,7 +98,7 @@ def test_romp_pipeline_matches_reference(photos, models_dir, reference_body, see
         pj = (ref['cam'][:, None, 1:] + j24[:, :, :2] * ref['cam'][:, None, :1] + 1) * 256
         linear = np.stack([utils.estimate_translation_np(j, p, np.ones(24), focal_length=443.4,
                                                          img_size=np.array([512., 512.]))
-                           for j, p in zip(j24, pj)])
+                           for j, p in zip(j24, pj, strict=True)])
         rel = np.linalg.norm(ours.cam_trans - linear, axis=1) / np.abs(linear[:, 2])
         assert rel.max() < 1e-4, (name, rel.max())
         epnp_rel.append(np.linalg.norm(ours.cam_trans - ref['cam_trans'], axis=1)
@@ -124,7 +124,7 @@ def test_batched_prediction_equals_one_by_one(photos, models_dir, seeded_checkpo
     est = _estimator('romp', seeded_checkpoint('romp', 'hrnet32'), models_dir)
     images = list(photos.values())
     batched = est.predict(images)
-    for image, together in zip(images, batched):
+    for image, together in zip(images, batched, strict=True):
         alone = est.predict([image])[0]
         assert alone.num_people == together.num_people
         np.testing.assert_allclose(together.verts, alone.verts, atol=1e-4)

@@ -266,7 +266,7 @@ class Estimator:
             if len(entries) != count:
                 raise ValueError(f'{len(entries)} intrinsics given for {count} images')
         out: list[CameraIntrinsics | None] = []
-        for entry, (h, w) in zip(entries, sizes):
+        for entry, (h, w) in zip(entries, sizes, strict=True):
             if entry is None:
                 out.append(None)
             elif isinstance(entry, CameraIntrinsics):
@@ -293,10 +293,10 @@ class Estimator:
         if joints.shape[0] == 0 or (fov_default and all(k is None for k in per_image_k)):
             return trans_ref
         k_rows = []
-        for k, (h, w) in zip(per_image_k, sizes):
+        for k, (h, w) in zip(per_image_k, sizes, strict=True):
             chosen = k if k is not None else default_intrinsics(h, w, self.config.fov_deg)
             k_rows.append((chosen.fx, chosen.fy, chosen.cx, chosen.cy))
-        k_img = intrinsics_matrix(*zip(*k_rows), device=self.device)  # (B, 3, 3)
+        k_img = intrinsics_matrix(*zip(*k_rows, strict=True), device=self.device)  # (B, 3, 3)
         if k_img.dim() == 2:
             k_img = k_img.unsqueeze(0)
         solution = solve_translation_with_intrinsics(
