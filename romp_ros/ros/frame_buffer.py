@@ -1,0 +1,114 @@
+"""A one-slot, latest-wins hand-over between subscription callbacks and the inference worker.
+
+Camera drivers publish at a fixed rate whatever the inference speed. The callback only stores
+the newest message here (no decoding, no copying); the worker takes it when it is free. A
+message still waiting when a newer one arrives is stale: it is replaced and counted as dropped.
+Memory is therefore bounded to one pending message and the latency to one inference period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import threading
+import time
+from typing import Any, Generic, TypeVar
+
+T = TypeVar('T')
+
+
+@dataclass(frozen=True)
+class PendingFrame:
+    """An input message waiting for inference.
+
+    Attributes:
+        msg: the sensor_msgs/Image or sensor_msgs/CompressedImage.
+        compressed: whether ``msg`` is a CompressedImage.
+        received: ``time.monotonic()`` when the callback got it.
+    """
+
+    msg: Any
+    compressed: bool
+    received: float
+
+
+@dataclass(frozen=True)
+class SlotCounters:
+    """Counters of a :class:`LatestSlot` since it was created or reset."""
+
+    put: int
+    taken: int
+    dropped: int
+
+
+class LatestSlot(Generic[T]):
+    """Thread-safe single slot: :meth:`put` replaces, :meth:`take` waits for an item."""
+
+    def __init__(self) -> None:
+        """Create an empty, open slot."""
+        self._cond = threading.Condition()
+        self._item: T | None = None
+        self._closed = False
+        self._put = 0
+        self._taken = 0
+        self._dropped = 0
+
+    def put(self, item: T) -> bool:
+        """Store ``item``; return True when it replaced a stale one (counted as dropped).
+
+        Items put after :meth:`close` are discarded (and not counted).
+        """
+        with self._cond:
+            if self._closed:
+                return False
+            replaced = self._item is not None
+            if replaced:
+                self._dropped += 1
+            self._item = item
+            self._put += 1
+            self._cond.notify()
+            return replaced
+
+    def take(self, timeout: float | None = None) -> T | None:
+        """Remove and return the item, waiting up to ``timeout`` s; None on timeout or close."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._item is None and not self._closed:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+            if self._closed:
+                return None
+            item, self._item = self._item, None
+            self._taken += 1
+            return item
+
+    def discard(self) -> bool:
+        """Drop a pending item without counting it (deactivation); True if there was one."""
+        with self._cond:
+            had = self._item is not None
+            self._item = None
+            return had
+
+    def close(self) -> None:
+        """Wake every waiter; later puts are ignored and takes return None."""
+        with self._cond:
+            self._closed = True
+            self._item = None
+            self._cond.notify_all()
+
+    def reopen(self) -> None:
+        """Accept items again after :meth:`close` (counters are kept)."""
+        with self._cond:
+            self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (and not :meth:`reopen`)."""
+        with self._cond:
+            return self._closed
+
+    def counters(self) -> SlotCounters:
+        """A consistent snapshot of the counters."""
+        with self._cond:
+            return SlotCounters(put=self._put, taken=self._taken, dropped=self._dropped)

@@ -1,0 +1,498 @@
+"""The ROMP / BEV perception node: camera images in, people (messages, TF, markers) out.
+
+A thin lifecycle node (``rclpy.lifecycle.LifecycleNode``) around the core estimator:
+
+* ``configure`` reads the parameters and loads the model (a missing file fails with one
+  message naming it and the command that creates it);
+* ``activate`` creates the publishers, the input subscriptions and the inference worker;
+* ``deactivate`` / ``cleanup`` undo them; ``autostart`` (default) runs configure + activate at
+  start-up so that ``ros2 run romp_ros romp_node`` just works.
+
+Subscription callbacks only put the newest image into a one-slot buffer; a worker thread
+decodes it, runs the estimator and publishes. Frames that arrive while the worker is busy
+replace the waiting one (counted as dropped), so latency and memory stay bounded whatever the
+input rate. Topics, parameters and frames: docs/ros_interface.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import threading
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+import rclpy
+from rclpy.duration import Duration
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from tf2_msgs.msg import TFMessage
+from visualization_msgs.msg import MarkerArray
+
+from romp_ros.core.config import ConfigError
+from romp_ros.core.image_decoding import ImageDecodeError, decode_compressed, decode_image
+from romp_ros.msg import BodyModel, PersonMeshArray
+from romp_ros.ros import conversions
+from romp_ros.ros.camera_info import IntrinsicsStore
+from romp_ros.ros.diagnostics import NodeStats, WarnLimiter, diagnostic_array
+from romp_ros.ros.frame_buffer import LatestSlot, PendingFrame
+from romp_ros.ros.params import (
+    PARAMETERS_BY_NAME,
+    NodeConfig,
+    current_values,
+    declare_parameters,
+    make_validation_callback,
+    node_config,
+)
+from romp_ros.ros.person_ids import IdSource, make_id_source
+from romp_ros.ros.visualization import VisualizationJob, VisualizationWorker
+
+NODE_NAME = 'romp_node'
+# Every publication of the node: topic (relative names follow the node's namespace) -> type.
+OUTPUT_TOPICS = {
+    'people': PersonMeshArray,
+    'body_model': BodyModel,
+    '/tf': TFMessage,
+    'markers': MarkerArray,
+    'overlay': Image,
+    '/diagnostics': DiagnosticArray,
+}
+# Inputs: 'image' (raw) or 'image/compressed' (image_transport=compressed), and 'camera_info'.
+INPUT_TOPICS = {'image': Image, 'image/compressed': CompressedImage, 'camera_info': CameraInfo}
+OUTPUT_DEPTH = 5
+TF_DEPTH = 100
+DIAGNOSTICS_PERIOD_S = 1.0
+WORKER_JOIN_TIMEOUT_S = 60.0
+WARN_PERIOD_S = 10.0
+
+
+def input_qos(reliability: str, depth: int) -> QoSProfile:
+    """Sensor-data style QoS of the image and camera_info subscriptions."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=depth, durability=DurabilityPolicy.VOLATILE,
+        reliability=(ReliabilityPolicy.RELIABLE if reliability == 'reliable'
+                     else ReliabilityPolicy.BEST_EFFORT))
+
+
+def output_qos(depth: int = OUTPUT_DEPTH, latched: bool = False) -> QoSProfile:
+    """Reliable QoS of the outputs (RViz and recorders subscribe reliably)."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+
+
+class _ForwardToRosLog(logging.Handler):
+    """Sends the core's Python log records to the node's logger, throttled per message."""
+
+    def __init__(self, node: 'RompNode') -> None:
+        super().__init__(logging.INFO)
+        self._node = node
+
+    def emit(self, record: logging.LogRecord) -> None:
+        show, suppressed = self._node.warn_limiter.check(f'core:{record.name}:{record.msg}')
+        if not show:
+            return
+        text = record.getMessage() + (f' ({suppressed} similar suppressed)' if suppressed else '')
+        logger = self._node.get_logger()
+        if record.levelno >= logging.ERROR:
+            logger.error(text)
+        elif record.levelno >= logging.WARNING:
+            logger.warning(text)
+        else:
+            logger.info(text)
+
+
+class RompNode(LifecycleNode):
+    """Lifecycle node running ROMP / BEV on a camera stream (see the module docstring)."""
+
+    def __init__(self, **kwargs) -> None:
+        """Declare the parameters; nothing is loaded before ``configure``.
+
+        Raises:
+            rclpy.exceptions.InvalidParameterValueException: an invalid start-up value.
+        """
+        super().__init__(NODE_NAME, **kwargs)
+        self._log_handler: logging.Handler | None = None
+        self.warn_limiter = WarnLimiter(WARN_PERIOD_S)
+        self._values: dict = {}
+        self._live: NodeConfig | None = None
+        self.add_on_set_parameters_callback(make_validation_callback(
+            self._on_parameters_accepted, self._check_combination))
+        declare_parameters(self)
+        self._values = current_values(self)
+        self._live = node_config(self._values)
+        self._config: NodeConfig | None = None  # the configuration of the loaded estimator
+        self._estimator = None
+        self._faces = None
+        self._stats = NodeStats()
+        self._slot: LatestSlot[PendingFrame] = LatestSlot()
+        self._intrinsics = IntrinsicsStore()
+        self._id_sources: dict[str, IdSource] = {}  # one tracker per camera frame_id
+        self._visualizer: VisualizationWorker | None = None
+        self._pubs: dict = {}
+        self._subs: list = []
+        self._timer = None
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._active = False
+        self._announced_frames: set[str] = set()
+        self._fov_warned: set[str] = set()
+        self._log_handler = _ForwardToRosLog(self)
+        core_logger = logging.getLogger('romp_ros')
+        core_logger.addHandler(self._log_handler)
+        core_logger.setLevel(logging.INFO)
+        core_logger.propagate = False
+
+    @property
+    def autostart(self) -> bool:
+        """Whether ``main`` configures and activates the node at start-up."""
+        return bool(self._values['autostart'])
+
+    # -- parameters -------------------------------------------------------------------------
+    def _check_combination(self, changes: dict) -> str:
+        """'' if the parameter set stays consistent with ``changes`` applied, else why not."""
+        if not self._values:
+            return ''  # declaration in progress: each value is checked on its own
+        candidate = dict(self._values)
+        candidate.update({k: v for k, v in changes.items() if k in PARAMETERS_BY_NAME})
+        try:
+            node_config(candidate)
+        except ConfigError as err:
+            return str(err)
+        return ''
+
+    def _on_parameters_accepted(self, changes: dict) -> None:
+        ours = {k: v for k, v in changes.items() if k in PARAMETERS_BY_NAME}
+        if not ours or not self._values:
+            return
+        self._values.update(ours)
+        self._live = node_config(self._values)
+        later = sorted(k for k in ours if PARAMETERS_BY_NAME[k].apply in ('configure', 'activate'))
+        if later:
+            self.get_logger().info(
+                f'parameter(s) {later} changed; they take effect on the next lifecycle '
+                'configure/activate')
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Build the estimator from the parameters; FAILURE with one message on error."""
+        from romp_ros.core.body.model_files import ModelFilesError
+        from romp_ros.core.estimator import Estimator, EstimatorError
+        from romp_ros.core.nets.checkpoint import CheckpointError
+
+        try:
+            config = node_config(self._values)
+            estimator = Estimator(config.estimator)
+        except (ModelFilesError, EstimatorError, CheckpointError, ConfigError) as err:
+            self.get_logger().error(f'configure failed: {err}')
+            return TransitionCallbackReturn.FAILURE
+        except Exception as err:  # rclpy would turn it into a silent ERROR transition
+            self.get_logger().error(f'configure failed: {type(err).__name__}: {err}')
+            return TransitionCallbackReturn.FAILURE
+        self._config, self._estimator = config, estimator
+        self._faces = estimator.faces
+        self._id_sources.clear()
+        est = config.estimator
+        self.get_logger().info(
+            f'loaded {est.model}/{est.backbone} on {estimator.device} ({est.precision}); '
+            f'{len(estimator.joint_names)} joints, {self._num_vertices()} vertices')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Create the publishers, publish the body model, subscribe and start the worker."""
+        try:
+            self._activate(node_config(self._values))
+        except Exception as err:  # e.g. an invalid remapped topic name; undo what was made
+            self.get_logger().error(f'activate failed: {type(err).__name__}: {err}')
+            self._deactivate()
+            return TransitionCallbackReturn.FAILURE
+        return super().on_activate(state)
+
+    def _activate(self, config: NodeConfig) -> None:
+        for topic, msg_type in OUTPUT_TOPICS.items():
+            if topic == 'body_model':
+                qos = output_qos(1, latched=True)
+            else:
+                qos = output_qos(TF_DEPTH if topic == '/tf' else OUTPUT_DEPTH)
+            self._pubs[topic] = self.create_publisher(msg_type, topic, qos)
+        self._pubs['body_model'].publish(conversions.body_model_message(
+            self._config.estimator.model, self._faces, self._num_vertices(),
+            self._estimator.joint_names, self.get_clock().now().to_msg()))
+        self._visualizer = VisualizationWorker(self._pubs['markers'], self._pubs['overlay'],
+                                               self._faces, self._warn)
+        self._stop.clear()
+        self._slot.reopen()
+        self._worker = threading.Thread(target=self._work, name='romp_inference', daemon=True)
+        self._worker.start()
+        self._subscribe(config)
+        self._timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self._active = True
+        self.get_logger().info(f'active: listening on {self._image_topic(config)} '
+                               f'({config.qos_reliability}, depth {config.qos_depth})')
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop listening and inferring, delete the markers, remove the publishers."""
+        self._deactivate()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release the estimator (and its device memory)."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Deactivate and clean up from whatever state the node is in."""
+        self._deactivate()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Recover to unconfigured after an error in a transition."""
+        self._deactivate()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self) -> None:
+        """Detach the core log forwarding and destroy the node."""
+        if self._log_handler is not None:
+            core_logger = logging.getLogger('romp_ros')
+            core_logger.removeHandler(self._log_handler)
+            core_logger.propagate = True
+            self._log_handler = None
+        super().destroy_node()
+
+    def _subscribe(self, config: NodeConfig) -> None:
+        qos = input_qos(config.qos_reliability, config.qos_depth)
+        if config.image_transport == 'compressed':
+            self._subs.append(self.create_subscription(
+                CompressedImage, self._image_topic(config), self._on_compressed, qos))
+        else:
+            self._subs.append(self.create_subscription(Image, 'image', self._on_image, qos))
+        self._subs.append(self.create_subscription(CameraInfo, 'camera_info',
+                                                   self._on_camera_info, qos))
+
+    def _image_topic(self, config: NodeConfig) -> str:
+        resolve = getattr(self, 'resolve_topic_name', None)
+        base = resolve('image') if resolve is not None else 'image'
+        return f'{base}/compressed' if config.image_transport == 'compressed' else base
+
+    def _deactivate(self) -> None:
+        """Undo :meth:`_activate`, also a partial one (each resource is checked)."""
+        self._active = False
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        self._stop.set()
+        self._slot.close()
+        if self._worker is not None:
+            self._worker.join(WORKER_JOIN_TIMEOUT_S)
+            if self._worker.is_alive():
+                self.get_logger().warning('the inference worker did not stop in time')
+            self._worker = None
+        if self._visualizer is not None:
+            context_ok = rclpy.ok(context=self.context)
+            if not self._visualizer.stop(WORKER_JOIN_TIMEOUT_S, clear_markers=context_ok):
+                self.get_logger().warning('the visualization worker did not stop in time')
+            wait_acked = getattr(self._pubs.get('markers'), 'wait_for_all_acked', None)
+            if context_ok and wait_acked is not None:  # RViz gets the DELETEALL before we go
+                wait_acked(Duration(seconds=0.5))
+            self._visualizer = None
+        for pub in self._pubs.values():
+            self.destroy_publisher(pub)
+        self._pubs = {}
+
+    def _release(self) -> None:
+        if self._estimator is None:
+            return
+        device = getattr(self._estimator, 'device', None)
+        self._estimator = None
+        self._faces = None
+        self._config = None
+        self._intrinsics.clear()
+        self._announced_frames.clear()
+        self._fov_warned.clear()
+        self._id_sources.clear()
+        if device is not None and device.type == 'cuda':
+            import torch
+            torch.cuda.empty_cache()
+
+    def _num_vertices(self) -> int:
+        body = getattr(self._estimator, 'body_model', None)
+        count = getattr(body, 'num_vertices', None)
+        return int(count) if count is not None else int(self._faces.max()) + 1
+
+    # -- callbacks (executor thread: never block) --------------------------------------------
+    def _on_image(self, msg: Image) -> None:
+        self._enqueue(msg, compressed=False)
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self._enqueue(msg, compressed=True)
+
+    def _enqueue(self, msg, compressed: bool) -> None:
+        dropped = self._slot.put(PendingFrame(msg=msg, compressed=compressed,
+                                              received=time.monotonic()))
+        self._stats.frame_received(dropped)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        frame = msg.header.frame_id
+        problem = self._intrinsics.update(frame, msg.k, msg.width, msg.height)
+        if problem:
+            self._warn(f'camera_info:{frame}:{re.sub(r"[-0-9.e]+", "N", problem)}',
+                       f"camera_info for frame '{frame}' ignored: {problem}; using the last "
+                       'valid K of that frame or the default field of view')
+        elif frame not in self._announced_frames:
+            self._announced_frames.add(frame)
+            self.get_logger().info(f"using camera_info intrinsics for frame '{frame}'")
+
+    def _publish_diagnostics(self) -> None:
+        pub = self._pubs.get('/diagnostics')
+        if pub is None or self._config is None:
+            return
+        est = self._config.estimator
+        hardware = f'{est.model}/{est.backbone} on {getattr(self._estimator, "device", "?")}'
+        extra = {'visualization_dropped': str(self._visualizer.dropped
+                                              if self._visualizer is not None else 0)}
+        pub.publish(diagnostic_array(self._stats.snapshot(), self.get_clock().now().to_msg(),
+                                     self._live.latency_warn_ms, self._active, hardware, extra))
+
+    # -- worker thread ----------------------------------------------------------------------
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            frame = self._slot.take(timeout=0.2)
+            if frame is None:
+                continue
+            try:
+                self._process(frame)
+            except Exception as err:  # keep the node alive whatever one frame does
+                self._stats.error()
+                if not self._stop.is_set():
+                    self._warn(f'worker:{type(err).__name__}',
+                               f'frame failed: {type(err).__name__}: {err}', error=True)
+
+    def _warn(self, key: str, text: str, error: bool = False) -> None:
+        show, suppressed = self.warn_limiter.check(key)
+        if not show:
+            return
+        if suppressed:
+            text += f' ({suppressed} similar suppressed)'
+        (self.get_logger().error if error else self.get_logger().warning)(text)
+
+    def _decode(self, frame: PendingFrame):
+        msg = frame.msg
+        try:
+            if frame.compressed:
+                return decode_compressed(msg.format, msg.data)
+            return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+        except ImageDecodeError as err:
+            self._stats.frame_skipped()
+            kind = msg.format if frame.compressed else msg.encoding
+            self._warn(f'decode:{kind}:{re.sub(r"[0-9]+", "N", str(err))}',
+                       f'image skipped: {err}')
+            return None
+
+    def _camera_k(self, frame_id: str, height: int, width: int):
+        stored = self._intrinsics.get(frame_id)
+        if stored is None:
+            if frame_id not in self._fov_warned:  # once per frame (until cleanup)
+                self._fov_warned.add(frame_id)
+                self.get_logger().warning(
+                    f"no valid camera_info for frame '{frame_id}' yet; assuming the default "
+                    f'field of view ({self._config.estimator.fov_deg:g} deg) until one '
+                    'arrives')
+            return None
+        k, rescaled = stored.for_image(height, width)
+        if rescaled:
+            self._warn(f'rescaled_k:{frame_id}',
+                       f"camera_info of frame '{frame_id}' is for {stored.width}x"
+                       f'{stored.height} images, the image is {width}x{height}; K is scaled')
+        return k
+
+    def _process(self, frame: PendingFrame) -> None:
+        started = time.monotonic()
+        decoded = self._decode(frame)
+        if decoded is None:
+            return
+        header = frame.msg.header
+        pixels = decoded.pixels if decoded.color_order == 'rgb' else decoded.pixels[:, :, ::-1]
+        height, width = pixels.shape[:2]
+        k = self._camera_k(header.frame_id, height, width)
+        result = self._estimator.predict([pixels], intrinsics=[k])[0]
+        stamp_s = header.stamp.sec + header.stamp.nanosec * 1e-9
+        source = self._id_sources.get(header.frame_id)
+        if source is None:
+            source = self._id_sources[header.frame_id] = make_id_source(self._config)
+        result, identities = source.update(result, stamp_s)
+        cfg, est = self._live, self._config.estimator
+        if self._stop.is_set():
+            return
+        self._pubs['people'].publish(conversions.person_mesh_array(
+            result, header, identities, est.model, est.backbone, cfg.publish_vertices))
+        latency = time.monotonic() - frame.received
+        if not header.frame_id:
+            self._warn('empty_frame_id', 'image with an empty header.frame_id: people TF '
+                       'frames need a parent frame and are not published')
+        elif result.num_people:
+            self._pubs['/tf'].publish(conversions.tf_message(
+                result, header, identities, cfg.tf_prefix, cfg.publish_joint_frames))
+        # markers and overlay only while someone listens, on the visualization thread
+        markers = cfg.publish_markers and self._pubs['markers'].get_subscription_count() > 0
+        overlay = cfg.publish_overlay and self._pubs['overlay'].get_subscription_count() > 0
+        if markers or overlay:
+            self._visualizer.submit(VisualizationJob(
+                result=result, identities=identities, header=header,
+                pixels=decoded.pixels if overlay else None, color_order=decoded.color_order,
+                markers=markers, mesh=cfg.marker_mesh))
+        self._stats.frame_done(time.monotonic() - started, latency, result.num_people,
+                               'camera_info' if k is not None else 'default_fov')
+
+
+def main(args=None) -> int:
+    """Run the node until SIGINT/SIGTERM; exit status 1 when autostart fails to configure."""
+    from rclpy.exceptions import InvalidParameterValueException, ParameterException
+    from rclpy.signals import SignalHandlerOptions
+
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+
+    def request_stop(signum, frame) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        node = RompNode()
+    except (InvalidParameterValueException, ParameterException, ConfigError) as err:
+        rclpy.logging.get_logger(NODE_NAME).error(f'invalid parameters: {err}')
+        rclpy.try_shutdown()
+        return 2
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    status = 0
+    try:
+        if node.autostart and not stop.is_set():
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                status = 1  # on_configure logged the reason
+            elif not stop.is_set() and (node.trigger_activate()
+                                        != TransitionCallbackReturn.SUCCESS):
+                node.get_logger().error('activation failed')
+                status = 1
+        while status == 0 and not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.trigger_shutdown()
+        executor.remove_node(node)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return status
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
