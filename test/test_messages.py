@@ -13,6 +13,7 @@ pytestmark = pytest.mark.ros
 
 def _example_array():
     from geometry_msgs.msg import Point
+
     from romp_ros.msg import PersonMesh, PersonMeshArray
 
     msg = PersonMeshArray()
@@ -54,7 +55,7 @@ def _assert_same(a, b):
     assert (a.model, a.backbone) == (b.model, b.backbone)
     assert list(a.joint_names) == list(b.joint_names)
     assert len(a.people) == len(b.people) == 3
-    for p, q in zip(a.people, b.people):
+    for p, q in zip(a.people, b.people, strict=True):
         assert (p.id, p.track_state, p.track_age) == (q.id, q.track_state, q.track_age)
         assert math.isclose(p.confidence, q.confidence, rel_tol=1e-6)
         np.testing.assert_array_equal(np.asarray(p.smpl_pose), np.asarray(q.smpl_pose))
@@ -69,6 +70,7 @@ def _assert_same(a, b):
 def test_messages_round_trip_through_rclpy_serialization():
     require_ros()
     from rclpy.serialization import deserialize_message, serialize_message
+
     from romp_ros.msg import BodyModel, PersonMeshArray
 
     msg = _example_array()
@@ -97,7 +99,7 @@ def test_rosbags_reads_rclpy_bytes_with_types_from_msg_files():
     """A bag tool without ROS (rosbags) decodes what rclpy wrote, from our .msg text alone."""
     require_ros()
     from rclpy.serialization import serialize_message
-    from rosbags.typesys import get_typestore, get_types_from_msg, Stores
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
     store = get_typestore(Stores.ROS2_HUMBLE)
     types = {}
@@ -113,7 +115,8 @@ def test_rosbags_reads_rclpy_bytes_with_types_from_msg_files():
                                   np.asarray(msg.people[1].smpl_pose))
     # and back: rosbags bytes decode in rclpy
     from rclpy.serialization import deserialize_message
+
     from romp_ros.msg import PersonMeshArray
-    again = deserialize_message(bytes(store.serialize_cdr(decoded, 'romp_ros/msg/PersonMeshArray')),
-                                PersonMeshArray)
+    raw = bytes(store.serialize_cdr(decoded, 'romp_ros/msg/PersonMeshArray'))
+    again = deserialize_message(raw, PersonMeshArray)
     _assert_same(msg, again)
