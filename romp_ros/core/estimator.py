@@ -169,6 +169,34 @@ class Estimator:
         LOG.info('loaded %s/%s weights from %s', config.model, config.backbone, path)
         return model
 
+    # -- body model --------------------------------------------------------------------------
+    @torch.inference_mode()
+    def pose_bodies(self, betas: np.ndarray, thetas: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Run the body model on given parameters (e.g. a tracker's smoothed ones).
+
+        Args:
+            betas: (N, 10) SMPL or (N, 11) SMPL-A shape.
+            thetas: (N, 72) axis-angle pose, radians.
+
+        Returns:
+            joints (N, J, 3) and verts (N, V, 3) (None unless ``compute_verts``), metres, in the
+            same body frame as :meth:`predict`'s results (BEV: centred between the hips).
+        """
+        body = self.body_model(torch.as_tensor(betas, dtype=torch.float32, device=self.device),
+                               torch.as_tensor(thetas, dtype=torch.float32, device=self.device))
+        joints, verts = self._body_frame(body.joints, body.verts)
+        verts_np = verts.float().cpu().numpy() if self.config.compute_verts else None
+        return joints.float().cpu().numpy(), verts_np
+
+    def _body_frame(self, joints: torch.Tensor, verts: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """BEV's reference centres bodies between the hips of the 2D datasets; ROMP does not."""
+        if self.config.model == 'bev' and joints.shape[1] > max(BEV_ROOT_JOINTS):
+            root = joints[:, list(BEV_ROOT_JOINTS)].mean(dim=1, keepdim=True)  # (N, 1, 3)
+            return joints - root, verts - root
+        return joints, verts
+
     # -- inference ---------------------------------------------------------------------------
     @torch.inference_mode()
     def predict(self, images: Sequence[np.ndarray],
@@ -197,10 +225,7 @@ class Estimator:
         det = self._detect(batch.tensor)
         det = self._drop_non_finite(det)
         body = self.body_model(det.betas, det.thetas)
-        joints, verts = body.joints, body.verts  # (N, J, 3), (N, V, 3)
-        if self.config.model == 'bev' and joints.shape[1] > max(BEV_ROOT_JOINTS):
-            root = joints[:, list(BEV_ROOT_JOINTS)].mean(dim=1, keepdim=True)  # (N, 1, 3)
-            joints, verts = joints - root, verts - root
+        joints, verts = self._body_frame(body.joints, body.verts)  # (N, J, 3), (N, V, 3)
 
         pad = batch.pad_info.to(self.device)[det.batch_ids]  # (N, 6)
         k_default = self._default_k_tensor(sizes)[det.batch_ids]  # (N, 3, 3)

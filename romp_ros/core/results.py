@@ -6,7 +6,7 @@ Names and meanings follow simple-romp's result dict so users of the reference ca
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -68,6 +68,17 @@ class FrameResult:
     def num_people(self) -> int:
         """N, the number of people."""
         return int(self.cam.shape[0])
+
+    def select(self, rows: np.ndarray) -> 'FrameResult':
+        """The same frame restricted to the people ``rows`` (indices, in that order)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        types = tuple(self.model_type[i] for i in rows) if self.model_type else ()
+        return replace(
+            self, cam=self.cam[rows], smpl_thetas=self.smpl_thetas[rows],
+            smpl_betas=self.smpl_betas[rows], cam_trans=self.cam_trans[rows],
+            joints=self.joints[rows], verts=None if self.verts is None else self.verts[rows],
+            pj2d_org=self.pj2d_org[rows], center_confs=self.center_confs[rows],
+            model_type=types)
 
     def joints_camera(self) -> np.ndarray:
         """(N, J, 3) joints in the camera optical frame, metres."""

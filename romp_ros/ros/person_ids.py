@@ -9,14 +9,13 @@ their identities; messages, TF frame names and marker ids all come from what it 
   ids, track states, ages and root velocities (docs/tracking.md). People are published once
   their track is confirmed (or tentative, on request) and observed in the frame; a coasting
   track (unseen, predicted) is not published, but keeps its id for re-association. With
-  smoothing on, each person is moved rigidly so that the pelvis sits on the tracker's smoothed
-  root; the pose and shape are the frame's own (re-posing the mesh with smoothed parameters
-  needs a body-model call the core does not expose yet).
+  smoothing on, each body is rebuilt from the smoothed pose and shape and placed on the
+  smoothed root (``FrameTracker`` in the core).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -76,53 +75,33 @@ class FrameIndexIds:
         """Nothing to forget."""
 
 
-def select_people(result: FrameResult, rows: np.ndarray) -> FrameResult:
-    """``result`` restricted to the people ``rows`` (in that order)."""
-    rows = np.asarray(rows, dtype=np.int64)
-    types = tuple(result.model_type[i] for i in rows) if result.model_type else ()
-    return replace(
-        result, cam=result.cam[rows], smpl_thetas=result.smpl_thetas[rows],
-        smpl_betas=result.smpl_betas[rows], cam_trans=result.cam_trans[rows],
-        joints=result.joints[rows], verts=None if result.verts is None else result.verts[rows],
-        pj2d_org=result.pj2d_org[rows], center_confs=result.center_confs[rows],
-        model_type=types)
-
-
 class TrackerIds:
-    """Stable ids from ``romp_ros.core.tracking.Tracker`` (see the module docstring)."""
+    """Stable ids from ``romp_ros.core.tracking.FrameTracker`` (see the module docstring)."""
 
-    def __init__(self, config) -> None:
-        """``config``: a ``romp_ros.core.tracking.TrackerConfig``."""
-        from romp_ros.core.tracking import Tracker
-        self._tracker = Tracker(config)
+    def __init__(self, config, repose=None) -> None:
+        """``config``: a ``TrackerConfig``; ``repose``: ``Estimator.pose_bodies`` or None."""
+        from romp_ros.core.tracking import FrameTracker
+        self._tracker = FrameTracker(config, repose=repose)
 
     def update(self, result: FrameResult, stamp_s: float) -> tuple[FrameResult, Identities]:
         """The observed, reported tracks of the frame, by descending confidence."""
-        from romp_ros.core.tracking import detections_from_frame
-
-        out = self._tracker.update(detections_from_frame(result), stamp_s)
-        observed = np.flatnonzero(out.detection_index >= 0)
-        rows = out.detection_index[observed]
-        order = np.argsort(-result.center_confs[rows], kind='stable')
-        observed, rows = observed[order], rows[order]
-        people = select_people(result, rows)
-        # rigid shift onto the smoothed root (zero when smoothing is off)
-        shift = out.root[observed] - people.joints_camera()[:, 0]
-        people = replace(people, cam_trans=(people.cam_trans + shift).astype(
-            people.cam_trans.dtype))
-        return people, Identities(
-            ids=tuple(int(i) for i in out.ids[observed]),
-            states=tuple(_STATES[out.states[i]] for i in observed),
-            ages=tuple(int(a) for a in out.age[observed]),
-            velocities=np.asarray(out.root_velocity[observed], dtype=np.float64))
+        tracked = self._tracker.update(result, stamp_s)
+        return tracked.result, Identities(
+            ids=tuple(int(i) for i in tracked.ids),
+            states=tuple(_STATES[s] for s in tracked.states),
+            ages=tuple(int(a) for a in tracked.ages), velocities=tracked.velocities)
 
     def reset(self) -> None:
         """Drop every track (ids keep counting up, none is reused)."""
         self._tracker.reset()
 
 
-def make_id_source(config) -> IdSource:
-    """The identity source for a :class:`~romp_ros.ros.params.NodeConfig`."""
+def make_id_source(config, repose=None) -> IdSource:
+    """The identity source for a :class:`~romp_ros.ros.params.NodeConfig`.
+
+    ``repose`` (``Estimator.pose_bodies``) lets smoothing rebuild the meshes from the smoothed
+    pose and shape; without it the bodies are only moved onto the smoothed root.
+    """
     if not config.tracking:
         return FrameIndexIds()
     from romp_ros.core.tracking import SmoothingConfig, TrackerConfig
@@ -133,4 +112,4 @@ def make_id_source(config) -> IdSource:
         new_track_conf=config.track_new_conf,
         report_coast_s=min(TrackerConfig.report_coast_s, config.track_max_coast_s),
         output_tentative=config.track_publish_tentative,
-        smoothing=SmoothingConfig.from_mode(config.smoothing)))
+        smoothing=SmoothingConfig.from_mode(config.smoothing)), repose=repose)

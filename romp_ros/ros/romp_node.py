@@ -426,7 +426,8 @@ class RompNode(LifecycleNode):
         stamp_s = header.stamp.sec + header.stamp.nanosec * 1e-9
         source = self._id_sources.get(header.frame_id)
         if source is None:
-            source = self._id_sources[header.frame_id] = make_id_source(self._config)
+            source = self._id_sources[header.frame_id] = make_id_source(
+                self._config, repose=self._estimator.pose_bodies)
         result, identities = source.update(result, stamp_s)
         cfg, est = self._live, self._config.estimator
         if self._stop.is_set():

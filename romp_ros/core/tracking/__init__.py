@@ -11,6 +11,7 @@ See docs/tracking.md for the design, the parameter choices and the evaluation.
 
 from romp_ros.core.tracking.association import Assignment, CostWeights
 from romp_ros.core.tracking.detections import Detections, detections_from_frame
+from romp_ros.core.tracking.frame_tracker import FrameTracker, TrackedFrame
 from romp_ros.core.tracking.kalman import RootKalman, RootNoiseModel
 from romp_ros.core.tracking.one_euro import OneEuroFilter, OneEuroParams, RotationOneEuroFilter
 from romp_ros.core.tracking.smoothing import PersonSmoother, SmoothedPerson, SmoothingConfig
@@ -30,6 +31,7 @@ __all__ = [
     'Assignment',
     'CostWeights',
     'Detections',
+    'FrameTracker',
     'OneEuroFilter',
     'OneEuroParams',
     'PersonSmoother',
@@ -38,6 +40,7 @@ __all__ = [
     'RotationOneEuroFilter',
     'SmoothedPerson',
     'SmoothingConfig',
+    'TrackedFrame',
     'Tracker',
     'TrackerConfig',
     'TrackingOutput',

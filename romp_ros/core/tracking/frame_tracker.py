@@ -1,0 +1,97 @@
+"""Track the people of successive frames: stable ids, and smoothed, re-posed bodies.
+
+:class:`FrameTracker` joins the estimator's :class:`~romp_ros.core.results.FrameResult` and
+the :class:`~romp_ros.core.tracking.Tracker`: it returns the people to publish (observed
+tracks, by descending confidence) with their identities. With smoothing on, each person's
+body is rebuilt from the tracker's smoothed pose and shape (``repose``, normally
+:meth:`Estimator.pose_bodies`), placed so the pelvis sits on the smoothed root, and its 2D
+keypoints are re-projected with the frame's intrinsics: the mesh itself is steady, not only its
+position. ROS-free; the node and the CLI share it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+
+from romp_ros.core.results import FrameResult
+from romp_ros.core.tracking.detections import detections_from_frame
+from romp_ros.core.tracking.tracker import Tracker, TrackerConfig
+
+# (betas (N, B), thetas (N, 72)) -> (joints (N, J, 3), verts (N, V, 3) or None), body frame
+ReposeFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+
+
+@dataclass(frozen=True)
+class TrackedFrame:
+    """The people of one frame after tracking (N of them, ordered by descending confidence).
+
+    Attributes:
+        result: the people to publish; smoothed when smoothing is on.
+        ids: (N,) int64 track ids (>= 1, never reused).
+        states: N of 'tentative' | 'confirmed' (coasting tracks are not in a frame's people).
+        ages: (N,) int64 frames since each track was born.
+        velocities: (N, 3) pelvis velocity, m/s, camera optical frame.
+        was_reset: the tracker restarted on this frame (its stamp went backwards).
+    """
+
+    result: FrameResult
+    ids: np.ndarray
+    states: tuple[str, ...]
+    ages: np.ndarray
+    velocities: np.ndarray
+    was_reset: bool = False
+
+
+class FrameTracker:
+    """Stateful tracking of one camera stream (one instance per camera)."""
+
+    def __init__(self, config: TrackerConfig, repose: ReposeFn | None = None) -> None:
+        """Args: the tracker configuration and, for smoothed meshes, a body-model call."""
+        self.config = config
+        self._tracker = Tracker(config)
+        self._repose = repose
+
+    def reset(self) -> None:
+        """Forget every track (ids keep counting up; none is reused)."""
+        self._tracker.reset()
+
+    def update(self, result: FrameResult, stamp_s: float) -> TrackedFrame:
+        """Associate the frame's people with the tracks; return the observed ones."""
+        out = self._tracker.update(detections_from_frame(result), stamp_s)
+        observed = np.flatnonzero(out.detection_index >= 0)
+        rows = out.detection_index[observed]
+        order = np.argsort(-result.center_confs[rows], kind='stable')
+        observed, rows = observed[order], rows[order]
+        people = result.select(rows)
+        if self.config.smoothing.enabled and len(rows):
+            people = self._smoothed(people, out, observed)
+        return TrackedFrame(
+            result=people, ids=out.ids[observed].astype(np.int64),
+            states=tuple(out.states[i] for i in observed),
+            ages=out.age[observed].astype(np.int64),
+            velocities=np.asarray(out.root_velocity[observed], dtype=np.float64),
+            was_reset=out.was_reset)
+
+    def _smoothed(self, people: FrameResult, out, observed: np.ndarray) -> FrameResult:
+        root = out.root[observed]  # (N, 3) smoothed pelvis, camera frame
+        if self._repose is None:
+            # no body model: move each body rigidly onto its smoothed root
+            shift = root - people.joints_camera()[:, 0]
+            return replace(people, cam_trans=(people.cam_trans + shift).astype(np.float32))
+        thetas = out.thetas[observed].astype(np.float32)  # (N, 72)
+        betas = out.betas[observed].astype(np.float32)  # (N, B)
+        joints, verts = self._repose(betas, thetas)  # body frame
+        trans = (root - joints[:, 0]).astype(np.float32)  # (N, 3)
+        k = people.intrinsics
+        cam_pts = joints + trans[:, None]  # (N, J, 3)
+        depth = np.maximum(cam_pts[..., 2:3], 1e-6)
+        pj2d = cam_pts[..., :2] / depth * np.array([k.fx, k.fy]) + np.array([k.cx, k.cy])
+        return replace(people, smpl_thetas=thetas, smpl_betas=betas,
+                       cam=out.cam[observed].astype(np.float32), cam_trans=trans,
+                       joints=joints.astype(np.float32),
+                       verts=None if verts is None or people.verts is None
+                       else verts.astype(np.float32),
+                       pj2d_org=pj2d.astype(np.float32))
