@@ -107,9 +107,10 @@ def run_demo(out: Path) -> Recording:
     import rclpy
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from rclpy.serialization import deserialize_message
-    from romp_ros.msg import PersonMeshArray
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
     from tf2_msgs.msg import TFMessage
+
+    from romp_ros.msg import PersonMeshArray
 
     models, checkpoint, official = prepare_assets(out)
     LOG.info('weights: %s (%s)', checkpoint,
@@ -147,8 +148,9 @@ def run_demo(out: Path) -> Recording:
         return callback
 
     from diagnostic_msgs.msg import DiagnosticArray
-    from romp_ros.msg import BodyModel
     from visualization_msgs.msg import MarkerArray
+
+    from romp_ros.msg import BodyModel
     sub_types = {'/people': PersonMeshArray, '/markers': MarkerArray, '/tf': TFMessage,
                  '/overlay': Image, '/diagnostics': DiagnosticArray, '/body_model': BodyModel}
     for topic, msg_type in sub_types.items():
@@ -202,7 +204,7 @@ def run_demo(out: Path) -> Recording:
 def write_outputs(rec: Recording, out: Path) -> tuple[Path, Path | None]:
     """The output bag (every message as published) and the overlay strip."""
     from rosbags.rosbag2 import StoragePlugin, Writer
-    from rosbags.typesys import get_types_from_msg, get_typestore, Stores
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
     store = get_typestore(Stores.ROS2_HUMBLE)
     types = {}
     for name in ('PersonMesh', 'PersonMeshArray', 'BodyModel'):

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.typesys import get_typestore, Stores
+from rosbags.typesys import Stores, get_typestore
 import skimage.data
 
 LOG = logging.getLogger('make_demo_bag')

@@ -61,7 +61,7 @@ stamp_ok() {  # stamp_ok NAME FILE... : true when the stamp is newer than every 
 
 if ! stamp_ok base requirements/constraints.txt; then
   log "installing pip tooling and torch (CPU works; the wheel on this machine's disk is used)"
-  "${PIP[@]}" install --upgrade pip setuptools wheel
+  "${PIP[@]}" install --upgrade pip wheel "setuptools<80"
   "${PIP[@]}" install "${CONSTRAINTS[@]}" torch torchvision
   touch "$STAMPS/base"
 fi

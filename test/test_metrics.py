@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
-from romp_ros.train.metrics import mpjpe, pa_mpjpe, procrustes_align, pve
 from scipy.spatial.transform import Rotation
+
+from romp_ros.train.metrics import mpjpe, pa_mpjpe, procrustes_align, pve
 
 
 def _people(n, j=24, seed=0):

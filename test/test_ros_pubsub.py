@@ -16,6 +16,7 @@ def test_person_mesh_array_crosses_processes(ros_domain_id):
     import rclpy
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
+
     from romp_ros.msg import PersonMeshArray
 
     peer = subprocess.Popen(

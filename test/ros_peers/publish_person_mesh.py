@@ -10,6 +10,7 @@ import time
 
 import rclpy
 from rclpy.node import Node
+
 from romp_ros.msg import PersonMesh, PersonMeshArray
 
 LOG = logging.getLogger('publish_person_mesh')

@@ -24,10 +24,10 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import torch
-from torch import nn, Tensor
+from torch import Tensor, nn
 import torch.nn.functional as F  # noqa: N812
 
 from romp_ros.core.nets.factory import build_model
@@ -59,6 +59,7 @@ _BEV_DEPTH_BINS = (16, 48)
 _BEV_DEPTH_WIDTH = 10  # bins
 _BEV_DEPTH_JITTER = 1.0  # image-dependent part of the depth profile
 _BEV_OFFSET_LIMIT = 0.05  # image-plane camera offsets added to the anchor grid
+_BEV_LEVEL = 0.5  # 3D center score of the TARGET_PEOPLE-th person before the final shift
 _REFINER_GAIN = 0.02  # residual gain of BEV's 3D refiners: near-identity
 _CENTER_SLOPE = 0.2  # center score per standard deviation above the detection level
 _NMS_KERNEL = 5
@@ -101,17 +102,19 @@ def seeded_model(name: str, backbone: str = 'hrnet32', seed: int = 0) -> nn.Modu
 
 
 def write_seeded_checkpoint(path: str | os.PathLike, name: str, backbone: str = 'hrnet32',
-                            seed: int = 0, layout: str = 'inference') -> Path:
+                            seed: int = 0, layout: str = 'inference', *,
+                            state: Mapping[str, Tensor] | None = None) -> Path:
     """Write seeded weights as a checkpoint file and return its path.
 
     ``layout='inference'`` writes a flat state dict like the official files; ``'training'``
     nests it under 'model_state_dict' with DataParallel's ``module.`` prefix and adds a few
     training-only ``_result_parser.*`` / ``_calc_loss.*`` tensors and an epoch counter, like
-    the files written by the training code.
+    the files written by the training code. ``state``, when given, is written instead of a
+    fresh :func:`seeded_state_dict` (to write several layouts of one generation).
     """
     if layout not in ('inference', 'training'):
         raise ValueError(f"unknown layout {layout!r}; valid layouts: 'inference', 'training'")
-    state = seeded_state_dict(name, backbone, seed)
+    state = dict(state) if state is not None else seeded_state_dict(name, backbone, seed)
     if layout == 'training':
         nested = {f'module.{k}': v for k, v in state.items()}
         nested['module._result_parser.params_map_parser.smpl_model.faces'] = torch.zeros(
@@ -296,35 +299,23 @@ def _calibrating_batchnorm(*modules: nn.Module) -> Iterator[None]:
 
 
 def _fit_output(layer: nn.Module, features: Tensor, means: Tensor, limits: Tensor,
-                g: torch.Generator, *, by: str = 'max') -> None:
+                g: torch.Generator) -> None:
     """Refit a 1x1 conv or linear layer so output o stays within mean[o] +- limit[o].
 
     ``features``: (M, C) samples of the layer input. Each output keeps a random direction
-    (so it still depends on the input), rescaled so that on these samples its largest
-    deviation from the mean (``by='max'``) or its standard deviation (``by='std'``) equals
-    ``limits[o]``. Features of random ReLU networks are heavy-tailed, so bounding the
-    extremes (where people tend to be detected) is what keeps the outputs plausible.
+    (so it still depends on the input), rescaled so that its largest deviation from the
+    mean on these samples equals ``limits[o]``. Features of random ReLU networks are
+    heavy-tailed, so bounding the extremes (where people tend to be detected) rather than
+    the spread is what keeps the outputs plausible.
     """
     out_channels = means.numel()
     directions = torch.randn(out_channels, features.shape[1], generator=g)  # (O, C)
     projected = (features - features.mean(0, keepdim=True)) @ directions.T  # (M, O)
-    if by == 'max':
-        spread = projected.abs().amax(0)
-    else:
-        spread = projected.std(0)
+    spread = projected.abs().amax(0)  # (O,)
     weight = directions * (limits / spread.clamp_min(1e-6)).unsqueeze(1)  # (O, C)
     bias = means - weight @ features.mean(0)  # (O,)
     layer.weight.copy_(weight.view(layer.weight.shape))
     layer.bias.copy_(bias)
-
-
-def _standardise_output(layer: nn.Module, index: int, features: Tensor) -> None:
-    """Rescale output ``index`` of a fitted layer to zero mean and unit std on ``features``."""
-    weight = layer.weight.view(layer.weight.shape[0], -1)  # (O, C)
-    values = features @ weight[index] + layer.bias[index]  # (M,)
-    mean, std = values.mean(), values.std().clamp_min(1e-6)
-    weight[index] /= std
-    layer.bias[index] = (layer.bias[index] - mean) / std
 
 
 def _smooth_over_depth(conv: nn.Conv1d, depth_bins: int, g: torch.Generator) -> None:
@@ -536,9 +527,16 @@ def _calibrate_bev(model: nn.Module, images: Tensor, g: torch.Generator) -> None
     last_bn.bias[DEPTH_BINS:] = 0.0
     bv = model.bv_out_layers(columns)  # (B, 128, 128)
     center_bv, depth_offsets = bv[:, :DEPTH_BINS], bv[:, DEPTH_BINS:]
+    # The depth scores only enter the product below and ReLU is positively homogeneous:
+    # scaling their BN affine scales the 3D map, which puts the detection level at
+    # _BEV_LEVEL (scores of a few tenths, like the official model's).
+    raw_3d = center_fv * center_bv.unsqueeze(2)  # (B, D, H, W)
+    gain = _BEV_LEVEL / max(_detection_level(raw_3d, TARGET_PEOPLE), 1e-6)
+    last_bn.weight[:DEPTH_BINS] *= gain
+    last_bn.bias[:DEPTH_BINS] *= gain
+    raw_3d = raw_3d * gain
 
     # 3D refiners: calibrated, then made near-identity (small residual branch).
-    raw_3d = center_fv * center_bv.unsqueeze(2)  # (B, D, H, W)
     cam_3d = model.coordmap_3d + cam_offsets.permute(0, 2, 3, 1).unsqueeze(1)
     cam_3d[..., 2] += depth_offsets.unsqueeze(2)
     cam_3d = cam_3d.permute(0, 4, 1, 2, 3)  # (B, 3, D, H, W)
