@@ -49,6 +49,8 @@ class EstimatorConfig:
         use_smil: BEV only: use the SMIL infant model for people whose age offset exceeds
             ``smil_age_thresh`` when the SMIL file was prepared.
         smil_age_thresh: age offset (11th beta) above which a person is treated as an infant.
+        optimize: fold BatchNorm into convolutions and use channels-last memory after loading
+            (same outputs up to float rounding, faster; off for debugging layer by layer).
     """
 
     model: str = 'romp'
@@ -67,6 +69,7 @@ class EstimatorConfig:
     bev_relative_scale_thresh: float = 1.6
     use_smil: bool = True
     smil_age_thresh: float = 0.8
+    optimize: bool = True
 
     def __post_init__(self) -> None:
         _choice('model', self.model, MODEL_NAMES)

@@ -40,6 +40,7 @@ from romp_ros.core.geometry.translation import (
 )
 from romp_ros.core.nets.checkpoint import load_into
 from romp_ros.core.nets.factory import build_model, model_spec
+from romp_ros.core.nets.inference_opt import optimize_for_inference
 from romp_ros.core.postprocess.bev_filtering import bev_keep_mask
 from romp_ros.core.postprocess.center_parsing import (
     parse_center_map_2d,
@@ -132,7 +133,8 @@ class Estimator:
         self.body_model = self._load_body_model(config)
         if model is None:
             model = self._load_network(config)
-        self.model = model.to(self.device).eval()
+        model = model.to(self.device).eval()
+        self.model = optimize_for_inference(model) if config.optimize else model
         self.joint_names = tuple(self.body_model.joint_names)
         self.faces = self.body_model.faces.cpu().numpy()
 

@@ -79,7 +79,8 @@ def cams_to_czyx(cams: Tensor, anchors: Tensor, size: int = MAP_SIZE) -> Tensor:
     cams = cams.float()
     normalised = cams.clone()  # (N, 3): [z, y, x] in [-1, 1]
     if cams.shape[0] > 0:
-        distance = (cams[:, :1] - anchors.float().view(1, -1)).abs()  # (N, D)
+        anchors = anchors.to(device=cams.device, dtype=torch.float32)
+        distance = (cams[:, :1] - anchors.view(1, -1)).abs()  # (N, D)
         normalised[:, 0] = distance.argmin(dim=1).float() / size * 2.0 - 1.0
     cells = (normalised + 1.0) / 2.0 * size
     return cells.clamp(1, size - 1).long()  # (N, 3)
@@ -95,8 +96,9 @@ class BEVNet(nn.Module):
         anchors = cam3d_anchors(BEV_FOV_DEG, MAP_SIZE)  # (64,)
         # Constant but persistent: official BEV.pth files contain it (see checkpoint.py).
         self.register_buffer('coordmap_3d', coord_maps_3d(anchors, MAP_SIZE))
-        # Kept in float32 whatever the model dtype: it is compared through an argmin.
-        self.register_buffer('cam3d_anchors', anchors, persistent=False)
+        # A plain CPU float32 attribute, not a buffer: .half() / .to(dtype) must not round it,
+        # since cameras are compared with it through an argmin.
+        self.cam3d_anchors = anchors
 
         # Depth bin -> embedding added to the sampled features; bin 0 is never sampled.
         self.position_embeddings = nn.Embedding(MAP_SIZE, _HEAD_CHANNELS, padding_idx=0)

@@ -267,9 +267,16 @@ def _mismatch_message(source: str, state: Mapping[str, Tensor], expected: Mappin
     return '\n'.join(lines)
 
 
+def _all_finite(tensor: Tensor) -> bool:
+    # min / max propagate NaN and keep +-inf: two reductions, no tensor-sized temporary.
+    if tensor.numel() == 0:
+        return True
+    low, high = torch.aminmax(tensor.detach())
+    return bool(torch.isfinite(low) & torch.isfinite(high))
+
+
 def _check_finite(state: Mapping[str, Tensor], source: str) -> None:
-    bad = [k for k, v in state.items()
-           if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    bad = [k for k, v in state.items() if v.is_floating_point() and not _all_finite(v)]
     if bad:
         raise CheckpointError(
             f'{source} contains NaN or infinite values; the weights are unusable.\n'
