@@ -109,3 +109,37 @@ def test_without_a_body_model_people_move_rigidly_onto_the_smoothed_root(body):
         res = tracker.update(frame, stamp_s=t / 10).result
         np.testing.assert_array_equal(res.joints, frame.select(
             np.argsort(-frame.center_confs, kind='stable')).joints)
+
+
+def test_an_occluded_person_coasts_with_a_predicted_root(body):
+    """A confirmed person who vanishes is reported as coasting (for TF), not as a person."""
+    from romp_ros.core.tracking import FrameTracker
+    frames = _noisy_sequence(body, frames=8)
+    tracker = FrameTracker(_config(smoothing=True), repose=_repose(body))
+    for t, frame in enumerate(frames[:6]):
+        before = tracker.update(frame, stamp_s=t / 10)
+    hidden_id = int(before.ids[list(before.result.center_confs).index(
+        min(before.result.center_confs))])
+    alone = frames[6].select(np.array([0]))  # the second person is occluded
+    after = tracker.update(alone, stamp_s=0.6)
+    assert after.result.num_people == 1 and hidden_id not in after.ids
+    assert list(after.coasting_ids) == [hidden_id]
+    assert after.coasting_roots.shape == (1, 3) and after.coasting_thetas.shape == (1, 72)
+    assert abs(after.coasting_roots[0, 2] - 7.0) < 1.0  # still where the person was
+
+
+def test_coasting_tracks_become_body_tf_frames_only():
+    pytest.importorskip('rclpy')
+    from std_msgs.msg import Header
+
+    from romp_ros.ros.conversions import coasting_transforms
+    from romp_ros.ros.person_ids import Identities
+    ids = Identities(ids=(), states=(), ages=(), coasting_ids=(4, 9),
+                     coasting_roots=np.array([[0.0, 0.1, 3.0], [1.0, 0.0, 6.0]]),
+                     coasting_thetas=np.zeros((2, 72)))
+    header = Header(frame_id='cam_optical')
+    tfs = coasting_transforms(header, ids, 'front_')
+    assert [t.child_frame_id for t in tfs] == ['front_body_4', 'front_body_9']
+    assert all(t.header.frame_id == 'cam_optical' for t in tfs)
+    assert tfs[1].transform.translation.z == 6.0 and tfs[0].transform.rotation.w == 1.0
+    assert coasting_transforms(header, Identities(ids=(), states=(), ages=()), '') == []

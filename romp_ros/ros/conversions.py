@@ -188,6 +188,19 @@ def tf_message(result: FrameResult, header: Header, identities: Identities, pref
     return msg
 
 
+def coasting_transforms(header: Header, identities: Identities, prefix: str
+                        ) -> list[TransformStamped]:
+    """``body_<id>`` of tracks unseen in this frame, at their predicted pelvis position.
+
+    Only the body frame: joint positions of an unseen person would be pure invention.
+    """
+    if not identities.coasting_ids:
+        return []
+    quats = global_orientations(np.asarray(identities.coasting_thetas))
+    return [_transform(header, body_frame(prefix, pid), identities.coasting_roots[k], quats[k])
+            for k, pid in enumerate(identities.coasting_ids)]
+
+
 def _transform(header: Header, child: str, xyz: np.ndarray, quat: np.ndarray) -> TransformStamped:
     out = TransformStamped(header=copy_header(header), child_frame_id=child)
     out.transform.translation = Vector3(x=float(xyz[0]), y=float(xyz[1]), z=float(xyz[2]))

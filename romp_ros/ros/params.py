@@ -129,6 +129,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               min_value=0.0, max_value=1.0, apply=APPLY_CONFIGURE),
     ParamSpec('track_publish_tentative', False, 'also publish people whose track is not '
               'confirmed yet (track_state TENTATIVE)', apply=APPLY_CONFIGURE),
+    ParamSpec('publish_coasting_tf', False, 'keep publishing body_<id> TF frames (at the '
+              'predicted position) for confirmed tracks briefly unseen, e.g. occluded'),
     # -- input (next activate) ------------------------------------------------------------------
     ParamSpec('image_transport', 'raw', "input: 'raw' subscribes to image (sensor_msgs/Image), "
               "'compressed' to image/compressed (sensor_msgs/CompressedImage)",
@@ -172,8 +174,8 @@ class NodeConfig:
         latency_warn_ms: diagnostics latency threshold.
         autostart: configure + activate on start-up.
         tracking, smoothing, track_min_hits, track_max_coast_s, track_tentative_max_coast_s,
-            track_low_conf, track_high_conf, track_new_conf, track_publish_tentative: person
-            tracking (see
+            track_low_conf, track_high_conf, track_new_conf, track_publish_tentative,
+            publish_coasting_tf: person tracking (see
             :func:`romp_ros.ros.person_ids.make_id_source`).
     """
 
@@ -198,6 +200,7 @@ class NodeConfig:
     track_high_conf: float = 0.5
     track_new_conf: float = 0.6
     track_publish_tentative: bool = False
+    publish_coasting_tf: bool = False
 
 
 def sanitize_frame_prefix(prefix: str) -> str:

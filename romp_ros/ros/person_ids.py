@@ -39,12 +39,17 @@ class Identities:
         states: (N,) PersonMesh.STATE_* values.
         ages: (N,) frames since the track was born (0 when tracking is off).
         velocities: (N, 3) pelvis velocities [m/s], camera frame, or None when unknown.
+        coasting_ids, coasting_roots, coasting_thetas: confirmed tracks unseen in this frame
+            (predicted root, last pose); published in TF only with publish_coasting_tf.
     """
 
     ids: tuple[int, ...]
     states: tuple[int, ...]
     ages: tuple[int, ...]
     velocities: np.ndarray | None = None
+    coasting_ids: tuple[int, ...] = ()
+    coasting_roots: np.ndarray | None = None  # (C, 3) m, camera frame
+    coasting_thetas: np.ndarray | None = None  # (C, 72)
 
     def __len__(self) -> int:
         """N."""
@@ -89,7 +94,9 @@ class TrackerIds:
         return tracked.result, Identities(
             ids=tuple(int(i) for i in tracked.ids),
             states=tuple(_STATES[s] for s in tracked.states),
-            ages=tuple(int(a) for a in tracked.ages), velocities=tracked.velocities)
+            ages=tuple(int(a) for a in tracked.ages), velocities=tracked.velocities,
+            coasting_ids=tuple(int(i) for i in tracked.coasting_ids),
+            coasting_roots=tracked.coasting_roots, coasting_thetas=tracked.coasting_thetas)
 
     def reset(self) -> None:
         """Drop every track (ids keep counting up, none is reused)."""

@@ -438,9 +438,14 @@ class RompNode(LifecycleNode):
         if not header.frame_id:
             self._warn('empty_frame_id', 'image with an empty header.frame_id: people TF '
                        'frames need a parent frame and are not published')
-        elif result.num_people:
-            self._pubs['/tf'].publish(conversions.tf_message(
-                result, header, identities, cfg.tf_prefix, cfg.publish_joint_frames))
+        else:
+            tf = conversions.tf_message(result, header, identities, cfg.tf_prefix,
+                                        cfg.publish_joint_frames)
+            if cfg.publish_coasting_tf:
+                tf.transforms.extend(conversions.coasting_transforms(header, identities,
+                                                                     cfg.tf_prefix))
+            if tf.transforms:
+                self._pubs['/tf'].publish(tf)
         # markers and overlay only while someone listens, on the visualization thread
         markers = cfg.publish_markers and self._pubs['markers'].get_subscription_count() > 0
         overlay = cfg.publish_overlay and self._pubs['overlay'].get_subscription_count() > 0

@@ -45,7 +45,7 @@ IMAGE_SIZE = 512
 ROMP_CENTER_THRESH = 0.25
 BEV_CENTER_THRESH = 0.1
 # Median number of detections per calibration image the center maps are tuned for.
-TARGET_PEOPLE = 10
+TARGET_PEOPLE = 5
 # 6D rotation of the rest pose (identity) and of an upright body facing the camera
 # (180 degrees about x: SMPL is y-up, the camera frame is y-down). Layout: the 3x2 matrix
 # [[a0, a1], [a2, a3], [a4, a5]] whose columns are the first two rotation columns.

@@ -11,7 +11,7 @@ position. ROS-free; the node and the CLI share it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -35,6 +35,10 @@ class TrackedFrame:
         ages: (N,) int64 frames since each track was born.
         velocities: (N, 3) pelvis velocity, m/s, camera optical frame.
         was_reset: the tracker restarted on this frame (its stamp went backwards).
+        coasting_ids: (C,) ids of confirmed tracks not observed in this frame but still
+            reported (within ``TrackerConfig.report_coast_s``).
+        coasting_roots: (C, 3) their predicted pelvis positions, m, camera optical frame.
+        coasting_thetas: (C, 72) their last (smoothed) pose; [:, :3] orients the body.
     """
 
     result: FrameResult
@@ -43,6 +47,9 @@ class TrackedFrame:
     ages: np.ndarray
     velocities: np.ndarray
     was_reset: bool = False
+    coasting_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    coasting_roots: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    coasting_thetas: np.ndarray = field(default_factory=lambda: np.zeros((0, 72)))
 
 
 class FrameTracker:
@@ -68,12 +75,16 @@ class FrameTracker:
         people = result.select(rows)
         if self.config.smoothing.enabled and len(rows):
             people = self._smoothed(people, out, observed)
+        coasting = np.array([i for i, s in enumerate(out.states) if s == 'coasting'],
+                            dtype=np.int64)
         return TrackedFrame(
             result=people, ids=out.ids[observed].astype(np.int64),
             states=tuple(out.states[i] for i in observed),
             ages=out.age[observed].astype(np.int64),
             velocities=np.asarray(out.root_velocity[observed], dtype=np.float64),
-            was_reset=out.was_reset)
+            was_reset=out.was_reset, coasting_ids=out.ids[coasting].astype(np.int64),
+            coasting_roots=np.asarray(out.root[coasting], dtype=np.float64).reshape(-1, 3),
+            coasting_thetas=np.asarray(out.thetas[coasting], dtype=np.float64).reshape(-1, 72))
 
     def _smoothed(self, people: FrameResult, out, observed: np.ndarray) -> FrameResult:
         root = out.root[observed]  # (N, 3) smoothed pelvis, camera frame
