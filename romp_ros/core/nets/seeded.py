@@ -178,7 +178,7 @@ def _photo_like(g: torch.Generator, size: int) -> Tensor:
     Scene statistics vary per image (texture strength, contrast, clutter, smoothness) so
     that calibration sees both busy and plain scenes.
     """
-    texture = float(torch.rand(1, generator=g)) * 0.5  # fine-scale share of the background
+    texture = float(torch.rand(1, generator=g)) * 0.25  # fine-scale share of the background
     img = torch.zeros(3, size, size)
     for cells, weight in ((2, 1.0), (6, 0.6), (24, 0.2 + texture), (96, texture)):
         noise = torch.randn(1, 3, cells, cells, generator=g)
@@ -194,7 +194,7 @@ def _photo_like(g: torch.Generator, size: int) -> Tensor:
 
     ys = torch.linspace(-1, 1, size).view(size, 1)
     xs = torch.linspace(-1, 1, size).view(1, size)
-    n_shapes = int(torch.randint(3, 15, (1,), generator=g))
+    n_shapes = int(torch.randint(2, 10, (1,), generator=g))
     for _ in range(n_shapes):
         cy, cx = (torch.rand(2, generator=g) * 1.8 - 0.9).tolist()
         ry, rx = (torch.rand(2, generator=g) * 0.35 + 0.05).tolist()
@@ -206,7 +206,7 @@ def _photo_like(g: torch.Generator, size: int) -> Tensor:
         colour = torch.rand(3, 1, 1, generator=g) * 220 + 15
         shading = 1.0 + 0.25 * (ys - cy) / max(ry, 1e-3)  # lit from above
         img = torch.where(inside, colour * shading.clamp(0.6, 1.4), img)
-    noise_std = float(torch.rand(1, generator=g)) * 6 + 1
+    noise_std = float(torch.rand(1, generator=g)) * 3 + 0.5
     img += torch.randn(3, size, size, generator=g) * noise_std  # sensor noise
     return img.clamp(0, 255).permute(1, 2, 0).contiguous()  # (S, S, 3)
 
