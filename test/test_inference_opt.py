@@ -28,8 +28,11 @@ def test_optimized_network_gives_the_same_maps(name, backbone, seeded_checkpoint
     fast = optimize_for_inference(copy.deepcopy(model))
     n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
-    # EfficientNetV2-S stays unfused (NOT_FOLDABLE), only its heads fold
-    assert left < (n_bn if backbone == 'efficientnet_v2_s' else n_bn / 4)
+    # models with an EfficientNetV2-S backbone are left as loaded (NOT_FOLDABLE)
+    if backbone == 'efficientnet_v2_s':
+        assert left == n_bn
+    else:
+        assert left < n_bn / 4
     x = _images()
     with torch.inference_mode():
         if name == 'romp':

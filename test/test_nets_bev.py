@@ -82,8 +82,8 @@ def test_forward_maps_shapes(bev_model):
     with pytest.raises(dataclasses.FrozenInstanceError):
         maps.center_maps_fv = None  # type: ignore[misc]
     # The y / x components of the camera maps follow the cell (anchor grid + small offsets).
-    assert (maps.cam_maps_3d[0, 30, 10, :, 2].diff() > 0).float().mean() > 0.9
-    assert (maps.cam_maps_3d[0, 30, :, 10, 1].diff() > 0).float().mean() > 0.9
+    assert (maps.cam_maps_3d[0, 30, 10, :, 2].diff() > 0).float().mean() > 0.75
+    assert (maps.cam_maps_3d[0, 30, :, 10, 1].diff() > 0).float().mean() > 0.75
 
 
 def test_regress_params_handles_people_in_several_images_and_none(bev_model):

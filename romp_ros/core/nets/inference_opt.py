@@ -21,8 +21,8 @@ FOLDABLE = {
     'ROMPNet': ('backbone', 'final_layers.1', 'final_layers.2', 'final_layers.3'),
     'BEVNet': ('backbone', 'det_head', 'param_head', 'bv_pre_layers'),
 }
-# torch.fx's conv-BN fusion gives wrong outputs on torchvision's EfficientNetV2 blocks (found by
-# test/test_inference_opt.py); these stay unfused (channels-last still applies).
+# Models with these backbones are left exactly as loaded: the rewritten EfficientNetV2-S model
+# gave different maps (test/test_inference_opt.py), cause not yet isolated.
 NOT_FOLDABLE = ('EfficientNetV2SBackbone',)
 
 
@@ -34,11 +34,15 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.M
     """
     if model.training:
         raise ValueError('optimize_for_inference needs model.eval(): BatchNorm must be frozen')
+    if type(getattr(model, 'backbone', None)).__name__ in NOT_FOLDABLE:
+        LOG.info('inference rewrites skipped for the %s backbone',
+                 type(model.backbone).__name__)
+        return model
     for path in FOLDABLE.get(type(model).__name__, ()):
         parent_path, _, name = path.rpartition('.')
         parent = model.get_submodule(parent_path) if parent_path else model
         child = parent[int(name)] if name.isdigit() else getattr(parent, name)
-        fused = child if type(child).__name__ in NOT_FOLDABLE else _fold(child, path)
+        fused = _fold(child, path)
         if channels_last:  # only 2D stages: BEV's 1D/3D layers have no NHWC layout
             fused = fused.to(memory_format=torch.channels_last)
         if name.isdigit():
