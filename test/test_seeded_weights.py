@@ -17,7 +17,7 @@ SCALE_RANGE = (0.3, 2.0)
 BETAS_LIMIT = 2.0
 MAX_BODY_ANGLE = 1.0  # rad, for (almost) every body joint
 ROMP_THRESH, BEV_THRESH = 0.25, 0.1
-PEOPLE_RANGE = (3, 15)
+PEOPLE_RANGE = (3, 15)  # ROMP: ~8 (the wired layout), a few more or fewer
 
 
 def scene(seed: int) -> torch.Tensor:
@@ -131,6 +131,15 @@ def test_romp_detects_several_people_at_image_dependent_places(romp_maps):
     assert not torch.allclose(romp_maps.center_maps[0], romp_maps.center_maps[1], atol=0.05)
 
 
+def test_romp_finds_nobody_in_blank_images(romp_state):
+    model = build_model('romp').eval()
+    model.load_state_dict(romp_state)
+    blank = torch.stack([torch.zeros(512, 512, 3), torch.full((512, 512, 3), 140.0)])
+    with torch.no_grad():
+        centers = model(blank).center_maps[:, 0]  # (2, 64, 64)
+    assert [len(local_maxima(c, ROMP_THRESH)) for c in centers] == [0, 0]
+
+
 def test_romp_parameters_at_detections_are_plausible(romp_maps):
     people = []
     for i in range(3):
@@ -161,7 +170,9 @@ def test_bev_detects_several_3d_centers_with_plausible_parameters(bev_model, ima
             cams = maps.cam_maps_3d[i, czyx[:, 0], czyx[:, 1], czyx[:, 2]]  # (N, 3)
             ids = torch.full((len(czyx),), i, dtype=torch.long)
             params.append(bev_model.regress_params(maps.param_features, cams, ids))
-    assert all(3 <= n <= 20 for n in counts), counts
+    # BEV's heads have no CoordConv input, so its seeded center maps follow the image alone
+    # (see seeded.py): the count varies more than ROMP's; the bound rejects noise maps.
+    assert all(3 <= n <= 30 for n in counts), counts
     params = torch.cat(params)
     # Camera: absolute scale of people roughly 0.9 - 6 m away, position inside the image.
     assert 0.3 <= float(params[:, 0].min()) and float(params[:, 0].max()) <= 2.0

@@ -12,14 +12,20 @@ like real ones. :func:`seeded_state_dict` builds such weights from a seed:
 3. output layers refitted on those images: camera scale ``1.1 ** s`` about 0.4..1.0
    (ROMP), translations inside [-1, 1], 6D rotations near the rest pose (the root near
    upright and facing the camera), betas inside [-1.5, 1.5] on the calibration images;
-4. smooth center maps (blob-scale readouts, chosen for a stable detection count) whose
-   TARGET_PEOPLE-th local maximum sits at the detection threshold (ROMP 0.25, BEV 0.1) on
-   a median calibration image. On unseen scenes a seed gives 3..15 detections most of the
-   time (about 85 % of images over several seeds), at places that depend on the image.
+4. center maps. ROMP's center head is hand-wired (:mod:`seeded_romp_center`): a layout
+   prior on the CoordConv channels (8 seeded places), moved by a cell or two by a bounded
+   image score and vetoed where the features have no texture, so every seed finds about 8
+   people on any textured image and nobody on a blank one. BEV's heads have no CoordConv
+   input to anchor a layout; its front-view score is a smooth image readout (blob-scale,
+   chosen for a stable detection count) whose TARGET_PEOPLE-th 3D local maximum sits at
+   the threshold on a median calibration image: a few to a few tens of people per scene.
+   Transposed convolutions are bilinear up-samplers with random channel mixing, so flat
+   images give flat features on every backbone.
 
 Everything is a function of (model, backbone, seed); nothing is cached at module level.
-The shaping steps beyond plain initialisation target HRNet-32 (ROMP and BEV); the other
-backbones get initialisation, calibration and the output refits only.
+The stem and residual shaping target HRNet-32 (ROMP and BEV); the other backbones get
+initialisation, smooth up-sampling, calibration, the output refits and ROMP's wired center
+head.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from torch import Tensor, nn
 import torch.nn.functional as F  # noqa: N812
 
 from romp_ros.core.nets.factory import build_model
+from romp_ros.core.nets.seeded_romp_center import wire_blocks, wire_first_layer
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +74,6 @@ _BEV_OFFSET_LIMIT = 0.05  # image-plane camera offsets added to the anchor grid
 _BEV_LEVEL = 0.5  # 3D center score of the TARGET_PEOPLE-th person before the final shift
 _REFINER_GAIN = 0.02  # residual gain of BEV's 3D refiners: near-identity
 # Center maps.
-_CENTER_SLOPE = 0.2  # ROMP center score per standard deviation above the detection level
 _NMS_KERNEL = 5
 _SMOOTH_SIGMA = 2.0  # blob scale, in cells of a 64x64 map (16 input pixels)
 _BLOB_DIRECTIONS = 8  # smoothest feature directions considered
@@ -100,6 +106,7 @@ def seeded_model(name: str, backbone: str = 'hrnet32', seed: int = 0) -> nn.Modu
     with torch.random.fork_rng(devices=[]):
         model = build_model(name, backbone)
     _init_weights(model, generator)
+    _smooth_upsampling(model, generator)
     _damp_residuals(model)
     _saturate_stem(model.backbone)
     images = calibration_images(seed, CALIBRATION_IMAGES)
@@ -232,6 +239,24 @@ def _init_weights(model: nn.Module, g: torch.Generator) -> None:
                 module.weight.copy_(torch.randn(module.weight.shape, generator=g) * 0.5)
                 if module.padding_idx is not None:
                     module.weight[module.padding_idx].zero_()
+
+
+def _smooth_upsampling(model: nn.Module, g: torch.Generator) -> None:
+    """Make every 4x4 stride-2 transposed conv a bilinear up-sampler with random mixing.
+
+    Random transposed-conv kernels print a fixed periodic pattern on their output (each
+    output phase gets different taps), so even a blank image yields textured features and
+    the center head's activity measure could not tell it from a photograph.
+    """
+    taps = torch.tensor([1.0, 3.0, 3.0, 1.0]) / 4.0  # 2 taps per output phase, summing to 1
+    kernel = torch.outer(taps, taps)  # (4, 4)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.ConvTranspose2d) and module.kernel_size == (4, 4) \
+                    and module.stride == (2, 2):
+                mix = torch.randn(module.in_channels, module.out_channels, generator=g)
+                scale = math.sqrt(2.0 / module.in_channels)
+                module.weight.copy_((mix * scale)[:, :, None, None] * kernel)
 
 
 def _damp_residuals(model: nn.Module) -> None:
@@ -510,21 +535,18 @@ def _calibrate_romp(model: nn.Module, images: Tensor, g: torch.Generator) -> Non
         x = torch.cat([features, coords], dim=1)
         penultimate = [model.final_layers[i][:-1](x) for i in (1, 2, 3)]  # (B, 64, 64, 64)
 
-    params_head, center_head, cam_head = (model.final_layers[i][-1] for i in (1, 2, 3))
+    params_head, center_output, cam_head = (model.final_layers[i][-1] for i in (1, 2, 3))
     means, stds = _pose_betas_targets(10)
     _fit_output(params_head, _pixels(penultimate[0]), means, stds, g)
     _fit_output(cam_head, _pixels(penultimate[2]),
                 torch.tensor([_ROMP_SCALE_MEAN, 0.0, 0.0]),
                 torch.tensor([_ROMP_SCALE_LIMIT, _TRANS_LIMIT, _TRANS_LIMIT]), g)
 
-    # Center: a smooth standardised score z, then an affine map putting the level reached
-    # by TARGET_PEOPLE local maxima per image (median) exactly at the detection threshold.
-    _set_smooth_score(center_head, 0, penultimate[1], g)
-    z = center_head(penultimate[1])  # (B, 1, 64, 64)
-    level = _detection_level(z, TARGET_PEOPLE)
-    center_head.weight.mul_(_CENTER_SLOPE)
-    center_head.bias.mul_(_CENTER_SLOPE).add_(ROMP_CENTER_THRESH - _CENTER_SLOPE * level)
-    logger.debug('ROMP center level %.3f std', level)
+    # Center: hand-wired for a stable number of people (see seeded_romp_center).
+    wired = wire_first_layer(center_head, x, ROMP_CENTER_THRESH, g)
+    with _calibrating_batchnorm(center_head[1]):  # the blocks now see the wired channels
+        center_head[:-1](x)
+    wire_blocks(center_head, x, wired)
 
 
 # --------------------------------------------------------------------------- BEV
