@@ -75,21 +75,32 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     from romp_ros.core.estimator import Estimator
     from romp_ros.core.geometry.intrinsics import parse_intrinsics_arg
     from romp_ros.infer_output import InferenceWriter
+    from romp_ros.infer_tracking import StreamTracker
     from romp_ros.input_sources import check_inputs, count_frames, iter_frames
 
     check_inputs(list(args.inputs))
     fixed_k = parse_intrinsics_arg(args.intrinsics) if args.intrinsics else None
     config = _config_from_args(args, fov_deg=args.fov, color_order='rgb',
                                compute_verts=not args.no_verts)
+    tracking = _tracking_setup(args) if args.track else None  # fail before loading
     estimator = Estimator(config)
-    writer = InferenceWriter(joint_names=estimator.joint_names, with_verts=not args.no_verts)
+    tracker = None
+    if tracking is not None:
+        tracker = StreamTracker(*tracking,
+                                repose=estimator.pose_bodies if not args.no_verts else None)
+    writer = InferenceWriter(joint_names=estimator.joint_names, with_verts=not args.no_verts,
+                             with_tracks=args.track)
     batch: list = []
 
     def flush() -> None:
         images = [f.pixels[..., ::-1] if f.color_order == 'bgr' else f.pixels for f in batch]
         ks = [fixed_k or (None if args.ignore_camera_info else f.intrinsics) for f in batch]
         for frame, result in zip(batch, estimator.predict(images, intrinsics=ks), strict=True):
-            writer.add(frame, result)
+            if tracker is None:
+                writer.add(frame, result)
+            else:
+                tracked = tracker.update(frame, result)
+                writer.add(frame, tracked.result, tracked)
         batch.clear()
 
     frames = iter_frames(list(args.inputs), topic=args.topic)
@@ -132,7 +143,46 @@ def _add_infer(sub) -> None:
     p.add_argument('--no-verts', action='store_true',
                    help='do not store mesh vertices (much smaller files)')
     p.add_argument('--out', type=Path, required=True, help='output .npz path')
+    t = p.add_argument_group('tracking', 'stable identities across frames (docs/tracking.md)')
+    t.add_argument('--track', action='store_true',
+                   help='associate people across the frames of each video, bag or image '
+                        'sequence; adds track_ids, track_states, track_ages, root_velocity')
+    t.add_argument('--smoothing', choices=('default', 'off'), default='default',
+                   help='with --track: temporal smoothing of pose, shape and position')
+    t.add_argument('--fps', type=float, default=30.0,
+                   help='with --track: frame rate of images and of videos without one '
+                        '(bags use their stamps)')
+    t.add_argument('--track-high-conf', type=float, default=None, metavar='C',
+                   help='detections at or above C match tracks first (default 0.5)')
+    t.add_argument('--track-low-conf', type=float, default=None, metavar='C',
+                   help='detections below C are ignored (default 0.15)')
+    t.add_argument('--track-new-conf', type=float, default=None, metavar='C',
+                   help='a new track needs this confidence (default 0.6)')
+    t.add_argument('--track-min-hits', type=int, default=None, metavar='K',
+                   help='matches that confirm a track (default 3)')
+    t.add_argument('--track-tentative', action='store_true',
+                   help='also output tentative (not yet confirmed) tracks')
     p.set_defaults(func=_cmd_infer)
+
+
+def _tracking_setup(args: argparse.Namespace):
+    """(TrackerConfig, StreamTiming) of the tracking flags (library defaults where not given).
+
+    Raises:
+        ConfigError: an invalid flag value, with the reason.
+    """
+    from romp_ros.core.config import ConfigError
+    from romp_ros.core.tracking import SmoothingConfig, TrackerConfig
+    from romp_ros.infer_tracking import StreamTiming
+    given = {'high_conf': args.track_high_conf, 'low_conf': args.track_low_conf,
+             'new_track_conf': args.track_new_conf, 'min_hits': args.track_min_hits}
+    try:
+        config = TrackerConfig(**{k: v for k, v in given.items() if v is not None},
+                               output_tentative=args.track_tentative,
+                               smoothing=SmoothingConfig.from_mode(args.smoothing))
+        return config, StreamTiming(fps=args.fps)
+    except ValueError as err:
+        raise ConfigError(f'invalid tracking flags: {err}') from err
 
 
 # -- sub-command: prepare-models --------------------------------------------------------------

@@ -20,7 +20,18 @@ inputs               (F,) str        source of each frame (path, path#k, bag:top
 image_sizes          (F, 2) int64    (height, width) of each frame
 intrinsics           (F, 4) float64  fx, fy, cx, cy used for each frame
 intrinsics_source    (F,) str        'camera' (calibrated) or 'fov' (assumed)
-stamps_ns            (F,) int64      capture time for bag frames, -1 otherwise
+stamps_ns            (F,) int64      capture time (bags: header stamp; videos: since the
+                                     start), -1 when unknown
+===================  ==============  ====================================================
+
+With ``--track`` the people of a frame are its observed tracks (see docs/tracking.md) and
+four more per-person arrays are written:
+
+===================  ==============  ====================================================
+track_ids            (N,) int64      track id, >= 1, never reused within the file
+track_states         (N,) str        'tentative' or 'confirmed'
+track_ages           (N,) int64      frames since the track was born
+root_velocity        (N, 3) float32  pelvis velocity, m/s, camera optical frame
 ===================  ==============  ====================================================
 """
 
@@ -34,15 +45,19 @@ import numpy as np
 
 PER_PERSON = ('center_confs', 'cam', 'smpl_thetas', 'smpl_betas', 'cam_trans', 'joints',
               'pj2d_org')
+TRACKS = ('track_ids', 'track_states', 'track_ages', 'root_velocity')
 
 
 class InferenceWriter:
     """Collects :class:`~romp_ros.core.results.FrameResult` objects frame by frame."""
 
-    def __init__(self, joint_names: tuple[str, ...], with_verts: bool = True) -> None:
+    def __init__(self, joint_names: tuple[str, ...], with_verts: bool = True,
+                 with_tracks: bool = False) -> None:
+        """Args: the joint names, whether to keep vertices, whether frames come tracked."""
         self.joint_names = tuple(joint_names)
         self.with_verts = with_verts
-        self._people: dict[str, list[np.ndarray]] = {k: [] for k in PER_PERSON}
+        self.with_tracks = with_tracks
+        self._people: dict[str, list[np.ndarray]] = {k: [] for k in PER_PERSON + TRACKS}
         self._people['verts'] = []
         self._frame_index: list[np.ndarray] = []
         self._frames: list[tuple] = []
@@ -57,8 +72,13 @@ class InferenceWriter:
         """N, person detections added so far."""
         return int(sum(len(x) for x in self._frame_index))
 
-    def add(self, frame, result) -> None:
-        """Append one frame (an ``input_sources.Frame``) and its ``FrameResult``."""
+    def add(self, frame, result, tracked=None) -> None:
+        """Append one frame (an ``input_sources.Frame``) and its ``FrameResult``.
+
+        With tracking, ``tracked`` is the frame's ``TrackedFrame`` and ``result`` its people.
+        """
+        if self.with_tracks != (tracked is not None):
+            raise ValueError('a tracking writer needs every frame tracked, and only then')
         index = len(self._frames)
         k = result.intrinsics
         self._frames.append((frame.source, result.image_size, (k.fx, k.fy, k.cx, k.cy),
@@ -68,6 +88,12 @@ class InferenceWriter:
             self._people[key].append(np.asarray(getattr(result, key), dtype=np.float32))
         if self.with_verts and result.verts is not None:
             self._people['verts'].append(result.verts.astype(np.float32))
+        if tracked is not None:
+            self._people['track_ids'].append(np.asarray(tracked.ids, dtype=np.int64))
+            self._people['track_states'].append(np.asarray(tracked.states, dtype=str))
+            self._people['track_ages'].append(np.asarray(tracked.ages, dtype=np.int64))
+            self._people['root_velocity'].append(
+                np.asarray(tracked.velocities, dtype=np.float32).reshape(-1, 3))
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Everything as arrays, in the layout of the module docstring."""
@@ -82,6 +108,14 @@ class InferenceWriter:
                         else np.zeros(empty[key], dtype=np.float32))
         if self.with_verts and self._people['verts']:
             out['verts'] = np.concatenate(self._people['verts'])
+        if self.with_tracks:
+            empty_tracks = {'track_ids': np.zeros(0, np.int64),
+                            'track_states': np.zeros(0, dtype='<U9'),
+                            'track_ages': np.zeros(0, np.int64),
+                            'root_velocity': np.zeros((0, 3), np.float32)}
+            for key in TRACKS:
+                parts = self._people[key]
+                out[key] = np.concatenate(parts) if parts else empty_tracks[key]
         out['frame_index'] = (np.concatenate(self._frame_index) if self._frame_index
                               else np.zeros(0, dtype=np.int64))
         out['joint_names'] = np.asarray(self.joint_names, dtype=str)

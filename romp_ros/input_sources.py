@@ -36,9 +36,12 @@ class Frame:
         pixels: (H, W, 3) uint8.
         color_order: 'rgb' or 'bgr'.
         source: the input it came from (file path, 'video.mp4#12', 'bag:/topic#12').
-        stamp_ns: capture time in nanoseconds when known (bags), else None.
+        stamp_ns: capture time in nanoseconds when known: the header stamp (bags) or the
+            time since the start of the video (videos with a frame rate); else None.
         intrinsics: the camera's K when the input carries it (bag camera_info), else None.
         frame_id: the image's frame_id when known (bags), else ''.
+        stream: the sequence the frame belongs to: the video, the bag topic, or 'images' for
+            image files (given in order, they form one sequence).
     """
 
     pixels: np.ndarray
@@ -47,6 +50,7 @@ class Frame:
     stamp_ns: int | None = None
     intrinsics: CameraIntrinsics | None = None
     frame_id: str = ''
+    stream: str = 'images'
 
 
 def _cv2():
@@ -126,13 +130,18 @@ def _read_video(path: Path) -> Iterator[Frame]:
     cap = _cv2().VideoCapture(str(path))
     if not cap.isOpened():
         raise InputError(f'{path}: OpenCV cannot open this video')
+    fps = float(cap.get(_cv2().CAP_PROP_FPS))
+    if not (np.isfinite(fps) and fps > 0):
+        fps = 0.0  # unknown: frames get no stamp
     try:
         index = 0
         while True:
             ok, pixels = cap.read()
             if not ok:
                 break
-            yield Frame(pixels=pixels, color_order='bgr', source=f'{path}#{index}')
+            stamp = round(index * 1e9 / fps) if fps else None
+            yield Frame(pixels=pixels, color_order='bgr', source=f'{path}#{index}',
+                        stamp_ns=stamp, stream=str(path))
             index += 1
     finally:
         cap.release()
@@ -180,5 +189,6 @@ def _read_bag(path: Path, topic: str | None) -> Iterator[Frame]:
             yield Frame(pixels=decoded.pixels, color_order=decoded.color_order,
                         source=f'bag:{chosen}#{index}',
                         stamp_ns=int(header.stamp.sec) * 10**9 + int(header.stamp.nanosec),
-                        intrinsics=latest_k.get(header.frame_id), frame_id=header.frame_id)
+                        intrinsics=latest_k.get(header.frame_id), frame_id=header.frame_id,
+                        stream=f'{path}:{chosen}')
             index += 1

@@ -86,10 +86,59 @@ def test_infer_on_images_video_and_bag(tmp_path, models_dir, seeded_checkpoint):
     assert list(data['intrinsics_source']) == ['fov'] * 5 + ['camera'] * 2
     np.testing.assert_allclose(data['intrinsics'][-1], k)
     assert data['stamps_ns'][-1] == 101 * 10**9 and data['stamps_ns'][0] == -1
+    assert list(data['stamps_ns'][2:5]) == [0, 10**8, 2 * 10**8]  # the video's 10 fps
+    assert 'track_ids' not in data
     # the same image gives the same people whether it came from a file or the bag's raw bytes
     coffee_people = data['frame_index'] == 1
     bag_people = data['frame_index'] == 5
     assert coffee_people.sum() == bag_people.sum()
+
+
+def test_infer_track_gives_stable_ids_per_stream(tmp_path, models_dir, seeded_checkpoint):
+    astro = skimage.data.astronaut()[:, :, ::-1]
+    images = []
+    for i in range(2):
+        images.append(tmp_path / f'still_{i}.png')
+        cv2.imwrite(str(images[-1]), astro)
+    # A still scene: random weights are far less shift-stable than trained ones, so moving
+    # content would test the fixture, not the CLI (tracking quality: test_tracking_eval.py).
+    video = tmp_path / 'still.avi'
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*'MJPG'), 10, (512, 512))
+    for _ in range(5):
+        writer.write(astro)
+    writer.release()
+    out = tmp_path / 'tracked.npz'
+    # the seeded weights score people 0.3-0.5: below the defaults meant for real weights
+    result = _run('infer', *images, video, '--models-dir', models_dir,
+                  '--checkpoint', seeded_checkpoint('romp', 'hrnet32'), '--device', 'cpu',
+                  '--track', '--track-high-conf', '0.2', '--track-new-conf', '0.2',
+                  '--track-low-conf', '0.1', '--track-min-hits', '2', '--no-verts',
+                  '--out', out)
+    assert result.returncode == 0, result.stderr
+    data = np.load(out)
+    n = len(data['frame_index'])
+    assert data['track_ids'].shape == data['track_ages'].shape == (n,)
+    assert data['root_velocity'].shape == (n, 3) and 'verts' not in data
+    assert set(data['track_states']) == {'confirmed'}
+
+    def ids(frame):
+        return sorted(data['track_ids'][data['frame_index'] == frame])
+
+    # frames 0-1: the two images (one stream); 2-6: the video (a new stream, new ids)
+    assert ids(0) == [] and len(ids(1)) >= 3, 'tracks are confirmed on their 2nd hit'
+    assert ids(2) == [], 'a new stream restarts the tracks'
+    video_ids = [ids(f) for f in range(3, 7)]
+    assert video_ids[0] and all(v == video_ids[0] for v in video_ids), video_ids
+    assert min(video_ids[0]) > max(ids(1)), 'ids are never reused within a file'
+    first = data['track_ids'] == video_ids[0][0]
+    assert list(data['track_ages'][first]) == [1, 2, 3, 4]
+    assert np.all(np.isfinite(data['root_velocity']))
+
+    bad = _run('infer', *images, '--models-dir', models_dir, '--checkpoint',
+               seeded_checkpoint('romp', 'hrnet32'), '--device', 'cpu', '--track',
+               '--track-low-conf', '0.9', '--out', tmp_path / 'x.npz')
+    assert bad.returncode == 2 and 'Traceback' not in bad.stderr
+    assert 'invalid tracking flags' in bad.stderr and 'low_conf' in bad.stderr
 
 
 def test_infer_errors_are_one_line_without_traceback(tmp_path, models_dir):

@@ -28,11 +28,7 @@ def test_optimized_network_gives_the_same_maps(name, backbone, seeded_checkpoint
     fast = optimize_for_inference(copy.deepcopy(model))
     n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
-    # models with an EfficientNetV2-S backbone are left as loaded (NOT_FOLDABLE)
-    if backbone == 'efficientnet_v2_s':
-        assert left == n_bn
-    else:
-        assert left < n_bn / 4
+    assert left < n_bn / 4
     x = _images()
     with torch.inference_mode():
         if name == 'romp':
@@ -42,9 +38,13 @@ def test_optimized_network_gives_the_same_maps(name, backbone, seeded_checkpoint
             a, b = model.forward_maps(x), fast.forward_maps(x)
             pairs = [(a.center_maps_3d, b.center_maps_3d), (a.cam_maps_3d, b.cam_maps_3d),
                      (a.param_features, b.param_features)]
+    # Folding changes float rounding only: ~1e-5 of the maps' scale here. A wrong fold gives
+    # errors of the order of the maps themselves. The bound leaves room for the seeded
+    # EfficientNetV2-S center head, whose blank veto multiplies a small difference of large
+    # features by ~1e3 (1.5e-4 measured).
     for ref, got in pairs:
         scale = max(1.0, float(ref.abs().max()))
-        assert float((ref - got).abs().max()) < 1e-4 * scale
+        assert float((ref - got).abs().max()) < 3e-4 * scale
 
 
 def test_training_mode_is_refused():

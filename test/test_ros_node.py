@@ -534,7 +534,13 @@ def test_node_keeps_up_under_overload(ros_domain_id, model_files, images, tmp_pa
         last = 1000 + frames - 1
         assert peer.spin_until(lambda: peer.by_stamp('people', last), FRAME_TIMEOUT_S), \
             'the last published frame was never processed'
-        assert peer.spin_until(lambda: _diag_value(peer, 'frames_dropped') > 0, 10.0)
+        # diagnostics are periodic: wait until they account for the frames not processed
+        # (up to a few lost in the DDS queue, which the node cannot see)
+        def accounted() -> bool:
+            processed = sum(1 for _, m in peer.received['people']
+                            if m.header.stamp.sec in publish_times)
+            return _diag_value(peer, 'frames_dropped') >= frames - processed - 10
+        assert peer.spin_until(accounted, 10.0)
     finally:
         peer.close()
         code = node.stop()
@@ -550,7 +556,7 @@ def test_node_keeps_up_under_overload(ros_domain_id, model_files, images, tmp_pa
     LOG.info(f'overload: published {frames} at {rate_hz} Hz, processed {processed}, '
           f'dropped {dropped:.0f}, inference period {period:.2f} s, latency early '
           f'{np.round(early, 2).tolist()} late {np.round(late, 2).tolist()} s')
-    assert processed < frames and dropped >= frames - processed - 5
+    assert processed < frames and dropped >= frames - processed - 10
     # latest-wins: a frame waits at most about one inference period for the worker
     assert max(late) < max(early) + 2 * period + 1.0
     assert max(latencies) < 4 * period + 2.0

@@ -65,7 +65,7 @@ def check_backbone_input(x: torch.Tensor) -> None:
             f'input height and width must be multiples of {_STRIDE}, got {height}x{width}')
 
 
-class _Bottleneck(nn.Module):
+class ResNetBottleneck(nn.Module):
     """ResNet v1.5 bottleneck (1x1 -> 3x3 with stride -> 1x1 x4), names as in the reference."""
 
     expansion = 4
@@ -97,15 +97,15 @@ class _Bottleneck(nn.Module):
 
 def _make_layer(inplanes: int, planes: int, blocks: int, stride: int) -> nn.Sequential:
     """One ResNet stage; the first block projects the shortcut when the shape changes."""
-    width_out = planes * _Bottleneck.expansion
+    width_out = planes * ResNetBottleneck.expansion
     downsample = None
     if stride != 1 or inplanes != width_out:
         downsample = nn.Sequential(
             nn.Conv2d(inplanes, width_out, kernel_size=1, stride=stride, bias=False),
             nn.BatchNorm2d(width_out, momentum=_BN_MOMENTUM),
         )
-    layers = [_Bottleneck(inplanes, planes, stride, downsample)]
-    layers += [_Bottleneck(width_out, planes) for _ in range(1, blocks)]
+    layers = [ResNetBottleneck(inplanes, planes, stride, downsample)]
+    layers += [ResNetBottleneck(width_out, planes) for _ in range(1, blocks)]
     return nn.Sequential(*layers)
 
 

@@ -11,7 +11,10 @@ like real ones. :func:`seeded_state_dict` builds such weights from a seed:
    with only the BatchNorm layers in training mode), so activations stay normalised;
 3. output layers refitted on those images: camera scale ``1.1 ** s`` about 0.4..1.0
    (ROMP), translations inside [-1, 1], 6D rotations near the rest pose (the root near
-   upright and facing the camera), betas inside [-1.5, 1.5] on the calibration images;
+   upright and facing the camera), betas inside [-1.5, 1.5] on the calibration images.
+   ROMP's parameter and camera heads blur (exact binomial residual blocks) and read
+   smooth feature directions, so neighbouring cells give similar people, as a trained
+   network's do (random features stay far less shift-stable than trained ones);
 4. center maps. ROMP's center head is hand-wired (:mod:`seeded_romp_center`): a layout
    prior on the CoordConv channels (8 seeded places), moved by a cell or two by a bounded
    image score and vetoed where the features have no texture, so every seed finds about 8
@@ -77,9 +80,12 @@ _REFINER_GAIN = 0.02  # residual gain of BEV's 3D refiners: near-identity
 _NMS_KERNEL = 5
 _SMOOTH_SIGMA = 2.0  # blob scale, in cells of a 64x64 map (16 input pixels)
 _BLOB_DIRECTIONS = 8  # smoothest feature directions considered
+_SMOOTH_DIRECTIONS = 16  # smooth feature directions the ROMP parameter readouts blend
+_PARAM_SIGMA = 4.0  # scale, in cells of a 64x64 map, over which parameters vary little
 _SMOOTH_CANDIDATES = 24  # random blends of them tried, besides the directions themselves
 _BORDER_CELLS = 3
 _BORDER_PENALTY = 10.0
+_BLUR_SHIFT = 100.0  # keeps the inner ReLU of an exact blur block linear
 _QUIET_GAIN = 0.02  # residual gain of near-identity blocks in the center heads
 _BLUR_GAIN = 1.0  # smooth branch vs 1x1 shortcut in BEV's det_head
 # Conditioning of the network.
@@ -268,17 +274,22 @@ def _damp_residuals(model: nn.Module) -> None:
     """
     from romp_ros.core.nets.blocks import BasicBlock, Bottleneck
     from romp_ros.core.nets.hrnet import HRModule
+    from romp_ros.core.nets.resnet import ResNetBottleneck
 
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, BasicBlock):
                 module.bn2.weight.mul_(_RESIDUAL_GAIN)
-            elif isinstance(module, Bottleneck):
+            elif isinstance(module, (Bottleneck, ResNetBottleneck)):
                 module.bn3.weight.mul_(_RESIDUAL_GAIN)
             elif isinstance(module, HRModule):
                 for norm in module.fuse_layers.modules():
                     if isinstance(norm, nn.BatchNorm2d):
                         norm.weight.mul_(_FUSE_GAIN)
+            elif getattr(module, 'use_res_connect', False):
+                # torchvision's (Fused)MBConv: the branch ends with conv + BN, no activation
+                norms = [m for m in module.block.modules() if isinstance(m, nn.BatchNorm2d)]
+                norms[-1].weight.mul_(_RESIDUAL_GAIN)
 
 
 def _saturate_stem(backbone: nn.Module) -> None:
@@ -335,17 +346,21 @@ def _calibrating_batchnorm(*modules: nn.Module) -> Iterator[None]:
 
 
 def _fit_output(layer: nn.Module, features: Tensor, means: Tensor, limits: Tensor,
-                g: torch.Generator) -> None:
+                g: torch.Generator, basis: Tensor | None = None) -> None:
     """Refit a 1x1 conv or linear layer so output o stays within mean[o] +- limit[o].
 
     ``features``: (M, C) samples of the layer input. Each output keeps a random direction
     (so it still depends on the input), rescaled so that its largest deviation from the
     mean on these samples equals ``limits[o]``. Features of random ReLU networks are
     heavy-tailed, so bounding the extremes (where people tend to be detected) rather than
-    the spread is what keeps the outputs plausible.
+    the spread is what keeps the outputs plausible. With ``basis`` (C, K), directions are
+    random blends of its columns (e.g. :func:`_smooth_directions`).
     """
     out_channels = means.numel()
-    directions = torch.randn(out_channels, features.shape[1], generator=g)  # (O, C)
+    if basis is None:
+        directions = torch.randn(out_channels, features.shape[1], generator=g)  # (O, C)
+    else:
+        directions = torch.randn(out_channels, basis.shape[1], generator=g) @ basis.T
     projected = (features - features.mean(0, keepdim=True)) @ directions.T  # (M, O)
     spread = projected.abs().amax(0)  # (O,)
     weight = directions * (limits / spread.clamp_min(1e-6)).unsqueeze(1)  # (O, C)
@@ -405,6 +420,31 @@ def _blur_block(block: nn.Module, g: torch.Generator) -> None:
     block.bn2.bias.zero_()
 
 
+def _exact_blur_block(block: nn.Module) -> None:
+    """Make a BasicBlock (C -> C, identity shortcut) compute ``blur(x)`` for its input x >= 0.
+
+    conv1 is the identity and bn1 adds a large constant (so the inner ReLU is linear); conv2
+    applies ``binomial - delta`` per channel (the constant cancels: the kernel sums to 0), so
+    ``relu(x + blur(x) - x) = blur(x)``. The BatchNorms are exact affine maps; a later
+    calibration would overwrite them, so call this after calibrating.
+    """
+    taps = torch.tensor([1.0, 2.0, 1.0])
+    kernel = torch.outer(taps, taps) / 16.0  # (3, 3)
+    delta = torch.zeros(3, 3)
+    delta[1, 1] = 1.0
+    channels = torch.arange(block.conv1.out_channels)
+    for conv, tap in ((block.conv1, delta), (block.conv2, kernel - delta)):
+        conv.weight.zero_()
+        conv.weight[channels, channels] = tap
+        if conv.bias is not None:
+            conv.bias.zero_()
+    for norm, shift in ((block.bn1, _BLUR_SHIFT), (block.bn2, 0.0)):
+        norm.running_mean.zero_()
+        norm.running_var.fill_(1.0 - norm.eps)
+        norm.weight.fill_(1.0)
+        norm.bias.fill_(shift)
+
+
 def _quiet(block: nn.Module) -> None:
     """Shrink a residual block's branch further: the block becomes nearly its shortcut."""
     block.bn2.weight.mul_(_QUIET_GAIN / _RESIDUAL_GAIN)
@@ -459,6 +499,28 @@ def _blob_directions(centred: Tensor) -> Tensor:
     inv_chol = torch.linalg.solve_triangular(chol, torch.eye(channels), upper=False)
     _, vectors = torch.linalg.eigh(inv_chol @ cov_band @ inv_chol.T)  # ascending
     return inv_chol.T @ vectors[:, -_BLOB_DIRECTIONS:]  # (C, K)
+
+
+def _smooth_directions(centred: Tensor, count: int = _SMOOTH_DIRECTIONS) -> Tensor:
+    """Feature directions whose response varies least from cell to cell, (C, count).
+
+    A trained network's parameter maps change little between neighbouring cells (a person
+    one cell to the side is the same person); random readouts of random features do not,
+    so a person's depth would jump by tens of percent when the image moves by a few pixels.
+    Maximises the variance of the response blurred at ``_PARAM_SIGMA`` cells relative to
+    its raw variance (a generalised eigenproblem), on (B, C, H, W) centred maps.
+    """
+    channels = centred.shape[1]
+    sigma = _PARAM_SIGMA * centred.shape[-1] / 64
+    smooth = _pixels(_gaussian_blur(centred, sigma))  # (M, C)
+    samples = _pixels(centred)
+    cov_smooth = smooth.T @ smooth / smooth.shape[0]
+    cov = samples.T @ samples / samples.shape[0]
+    cov += torch.eye(channels) * (1e-4 * cov.diagonal().mean())
+    chol = torch.linalg.cholesky(cov)
+    inv_chol = torch.linalg.solve_triangular(chol, torch.eye(channels), upper=False)
+    _, vectors = torch.linalg.eigh(inv_chol @ cov_smooth @ inv_chol.T)  # ascending
+    return inv_chol.T @ vectors[:, -count:]  # (C, count)
 
 
 def _count_spread(scores: Tensor) -> Tensor:
@@ -529,18 +591,28 @@ def _calibrate_romp(model: nn.Module, images: Tensor, g: torch.Generator) -> Non
     _blur_downsampling(center_head[0][0], g)
     for block in center_head[1]:
         _quiet(block[0])
+    for head in (model.final_layers[1], model.final_layers[3]):
+        _blur_downsampling(head[0][0], g)
     with _calibrating_batchnorm(model):
         features = model.backbone(x)  # (B, C, 128, 128)
         coords = model.coordmaps.expand(features.shape[0], -1, -1, -1)
         x = torch.cat([features, coords], dim=1)
         penultimate = [model.final_layers[i][:-1](x) for i in (1, 2, 3)]  # (B, 64, 64, 64)
+    # Parameter heads: smooth maps (a person one cell to the side is the same person).
+    for i in (1, 3):
+        for block in model.final_layers[i][1]:
+            _exact_blur_block(block[0])
+        penultimate[i - 1] = model.final_layers[i][:-1](x)
 
     params_head, center_output, cam_head = (model.final_layers[i][-1] for i in (1, 2, 3))
     means, stds = _pose_betas_targets(10)
-    _fit_output(params_head, _pixels(penultimate[0]), means, stds, g)
+    smooth = [_smooth_directions(maps - maps.mean(dim=(0, 2, 3), keepdim=True))
+              for maps in (penultimate[0], penultimate[2])]
+    _fit_output(params_head, _pixels(penultimate[0]), means, stds, g, basis=smooth[0])
     _fit_output(cam_head, _pixels(penultimate[2]),
                 torch.tensor([_ROMP_SCALE_MEAN, 0.0, 0.0]),
-                torch.tensor([_ROMP_SCALE_LIMIT, _TRANS_LIMIT, _TRANS_LIMIT]), g)
+                torch.tensor([_ROMP_SCALE_LIMIT, _TRANS_LIMIT, _TRANS_LIMIT]), g,
+                basis=smooth[1])
 
     # Center: hand-wired for a stable number of people (see seeded_romp_center).
     wired = wire_first_layer(center_head, x, ROMP_CENTER_THRESH, g)
