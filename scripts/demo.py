@@ -71,9 +71,10 @@ def prepare_assets(out: Path) -> tuple[Path, Path, bool]:
         return models, checkpoint, True
     from romp_ros.core.body.prepare import prepare_models
     from romp_ros.core.body.synthetic import write_synthetic_smpl_files
-    from romp_ros.core.nets.seeded import write_seeded_checkpoint
+    from romp_ros.core.nets.seeded import SEEDED_VERSION, write_seeded_checkpoint
     assets = out / 'assets'
-    models, checkpoint = assets / 'models', assets / 'romp_seeded.pth'
+    models = assets / 'models'
+    checkpoint = assets / f'romp_seeded_v{SEEDED_VERSION}.pth'
     if not (models / 'manifest.json').is_file():
         files = write_synthetic_smpl_files(assets / 'synthetic_smpl')
         prepare_models(smpl=files.smpl_pkl, smil=files.smil_pkl, extra=files.source_dir,

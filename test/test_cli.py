@@ -108,7 +108,7 @@ def test_infer_track_gives_stable_ids_per_stream(tmp_path, models_dir, seeded_ch
         writer.write(astro)
     writer.release()
     out = tmp_path / 'tracked.npz'
-    # the seeded weights score people 0.3-0.5: below the defaults meant for real weights
+    # low thresholds: every seeded person (scores ~0.6-0.8) starts a track at once
     result = _run('infer', *images, video, '--models-dir', models_dir,
                   '--checkpoint', seeded_checkpoint('romp', 'hrnet32'), '--device', 'cpu',
                   '--track', '--track-high-conf', '0.2', '--track-new-conf', '0.2',

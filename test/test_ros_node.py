@@ -415,7 +415,7 @@ def test_tracking_gives_stable_ids(ros_domain_id, model_files, images, tmp_path)
 
     from romp_ros.msg import PersonMesh
 
-    # the seeded weights score people 0.25-0.5: below the tracker's defaults for real weights
+    # low thresholds: every seeded person (scores ~0.6-0.8) starts a track at once
     node = NodeProcess(tmp_path, node_params(model_files, publish_overlay=False,
                                              marker_mesh=False, tf_prefix='front',
                                              track_low_conf=0.1, track_high_conf=0.2,

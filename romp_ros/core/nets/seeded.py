@@ -45,10 +45,16 @@ from torch import Tensor, nn
 import torch.nn.functional as F  # noqa: N812
 
 from romp_ros.core.nets.factory import build_model
-from romp_ros.core.nets.seeded_romp_center import wire_blocks, wire_first_layer
+from romp_ros.core.nets.seeded_romp_center import (
+    set_exact_filter,
+    wire_blocks,
+    wire_first_layer,
+)
 
 logger = logging.getLogger(__name__)
 
+# Bumped whenever the generated weights change, so caches keyed on it (the demo's) refresh.
+SEEDED_VERSION = 2
 CALIBRATION_IMAGES = 10
 IMAGE_SIZE = 512
 # Detection thresholds of the reference for the official weights.
@@ -67,7 +73,7 @@ _BETAS_LIMIT = 1.5
 _AGE_LIMIT = 0.3  # BEV's 11th beta; > 0.8 means an infant (SMIL): keep adults
 _ROMP_SCALE_MEAN = math.log(0.6) / math.log(1.1)  # raw s with 1.1 ** s = 0.6
 _ROMP_SCALE_LIMIT = 5.0  # 1.1 ** s within 0.37..0.97
-_TRANS_LIMIT = 0.6
+_TRANS_LIMIT = 0.1  # image-dependent part of tx, ty; the cell's position gives the rest
 # BEV depth bins people are placed in: anchors ~1.5 m (bin 16) to ~5 m (bin 48); the
 # typical depth of a seed is drawn in there, people spread around it.
 _BEV_DEPTH_BINS = (16, 48)
@@ -420,6 +426,21 @@ def _blur_block(block: nn.Module, g: torch.Generator) -> None:
     block.bn2.bias.zero_()
 
 
+def _wire_cam_coordinates(first: nn.Sequential, coord_channels: int) -> list[int]:
+    """Let the last two channels of the camera head's conv-BN-ReLU carry x + 1 and y + 1.
+
+    ``coord_channels``: index of the CoordConv x channel in the head's input (y follows).
+    Returns the two channel indices. Call after calibrating (the BatchNorm is set exactly).
+    """
+    conv, norm = first[0], first[1]
+    channels = [conv.out_channels - 2, conv.out_channels - 1]
+    for axis, channel in enumerate(channels):
+        kernel = torch.zeros(conv.in_channels, *conv.kernel_size)
+        kernel[coord_channels + axis, conv.kernel_size[0] // 2, conv.kernel_size[1] // 2] = 1
+        set_exact_filter(conv, norm, channel, kernel, scale=1.0, shift=1.0)
+    return channels
+
+
 def _exact_blur_block(block: nn.Module) -> None:
     """Make a BasicBlock (C -> C, identity shortcut) compute ``blur(x)`` for its input x >= 0.
 
@@ -599,6 +620,7 @@ def _calibrate_romp(model: nn.Module, images: Tensor, g: torch.Generator) -> Non
         x = torch.cat([features, coords], dim=1)
         penultimate = [model.final_layers[i][:-1](x) for i in (1, 2, 3)]  # (B, 64, 64, 64)
     # Parameter heads: smooth maps (a person one cell to the side is the same person).
+    coords = _wire_cam_coordinates(model.final_layers[3][0], coord_channels=x.shape[1] - 2)
     for i in (1, 3):
         for block in model.final_layers[i][1]:
             _exact_blur_block(block[0])
@@ -606,13 +628,22 @@ def _calibrate_romp(model: nn.Module, images: Tensor, g: torch.Generator) -> Non
 
     params_head, center_output, cam_head = (model.final_layers[i][-1] for i in (1, 2, 3))
     means, stds = _pose_betas_targets(10)
+    cam_features = penultimate[2].clone()
+    cam_features[:, coords] = 0.0  # the image part of the camera ignores the position
     smooth = [_smooth_directions(maps - maps.mean(dim=(0, 2, 3), keepdim=True))
-              for maps in (penultimate[0], penultimate[2])]
+              for maps in (penultimate[0], cam_features)]
     _fit_output(params_head, _pixels(penultimate[0]), means, stds, g, basis=smooth[0])
-    _fit_output(cam_head, _pixels(penultimate[2]),
+    _fit_output(cam_head, _pixels(cam_features),
                 torch.tensor([_ROMP_SCALE_MEAN, 0.0, 0.0]),
                 torch.tensor([_ROMP_SCALE_LIMIT, _TRANS_LIMIT, _TRANS_LIMIT]), g,
                 basis=smooth[1])
+    # A trained ROMP puts each person's body where its center cell is: tx, ty follow the
+    # cell's x, y (the wired channels hold u + 1 for u in [-1, 1]).
+    weight = cam_head.weight.view(cam_head.out_channels, -1)  # (3, C)
+    weight[:, coords] = 0.0
+    for out, channel in ((1, coords[0]), (2, coords[1])):
+        weight[out, channel] = 1.0
+        cam_head.bias[out] -= 1.0
 
     # Center: hand-wired for a stable number of people (see seeded_romp_center).
     wired = wire_first_layer(center_head, x, ROMP_CENTER_THRESH, g)

@@ -35,7 +35,7 @@ COLUMNS = (-0.6, -0.2, 0.2, 0.6)
 ROWS = (-0.3, 0.3)
 JITTER = 0.1
 HALF_WIDTH = 0.2
-MARGIN = 0.2  # score of a peak above the threshold (and of a ridge below it)
+MARGIN = 0.45  # score of a peak above the threshold (and of a ridge below it)
 IMAGE_GAIN = 0.08  # score per unit of the clamped image score; < MARGIN
 ACTIVITY_CHANNELS = 16  # feature channels whose high-pass energy measures activity
 BLANK_LEVEL = 0.25  # activity below this share of the calibration median counts as blank
@@ -92,7 +92,7 @@ def wire_first_layer(head: nn.Sequential, x: Tensor, thresh: float,
                 channel = free.pop()
                 kernel = torch.zeros(conv.in_channels, 3, 3)
                 kernel[feature_channels + axis, 1, 1] = 1.0
-                _set_filter(conv, norm, channel, kernel, scale=1.0,
+                set_exact_filter(conv, norm, channel, kernel, scale=1.0,
                             shift=-(peak + float(jitter[axis]) + offset))
                 # / 2: the x and y hats of a peak add up to 1
                 readout[channel] = gain * weight / HALF_WIDTH / 2
@@ -106,7 +106,7 @@ def wire_first_layer(head: nn.Sequential, x: Tensor, thresh: float,
     mean, std = float(z.mean()), float(z.std())
     for shift, weight in ((1.0, 1.0), (-1.0, -1.0)):
         channel = free.pop()
-        _set_filter(conv, norm, channel, kernel, scale=1.0 / std, shift=shift,
+        set_exact_filter(conv, norm, channel, kernel, scale=1.0 / std, shift=shift,
                     mean=mean)
         readout[channel] = IMAGE_GAIN * weight
     bias -= IMAGE_GAIN
@@ -120,11 +120,11 @@ def wire_first_layer(head: nn.Sequential, x: Tensor, thresh: float,
         kernel[feature] = high_pass
         for sign in (1.0, -1.0):
             channel = free.pop()
-            _set_filter(conv, norm, channel, sign * kernel, scale=1.0, shift=0.0)
+            set_exact_filter(conv, norm, channel, sign * kernel, scale=1.0, shift=0.0)
             activity_channels.append(channel)
     # The blankness channel: zero out of the first layer, filled in by the first block.
     blank = free.pop()
-    _set_filter(conv, norm, blank, torch.zeros(conv.in_channels, 3, 3), scale=0.0,
+    set_exact_filter(conv, norm, blank, torch.zeros(conv.in_channels, 3, 3), scale=0.0,
                 shift=0.0)
     return WiredChannels(readout, bias, activity_channels, blank)
 
@@ -145,11 +145,11 @@ def wire_blocks(head: nn.Sequential, x: Tensor, wired: WiredChannels) -> None:
     level = BLANK_LEVEL * float(activity.median())
     kernel = torch.zeros(first_block.conv1.in_channels, 3, 3)
     kernel[activity_channels] = _BINOMIAL / len(activity_channels)
-    _set_filter(first_block.conv1, first_block.bn1, blank, kernel, scale=-1.0, shift=level)
+    set_exact_filter(first_block.conv1, first_block.bn1, blank, kernel, scale=-1.0, shift=level)
     route = torch.zeros(first_block.conv2.in_channels, 3, 3)
     route[blank, 1, 1] = 1.0
     first_block.conv2.weight[:, blank] = 0.0  # no other unit reads the new hidden unit
-    _set_filter(first_block.conv2, first_block.bn2, blank, route, scale=1.0, shift=0.0)
+    set_exact_filter(first_block.conv2, first_block.bn2, blank, route, scale=1.0, shift=0.0)
     second_block.conv1.weight[:, blank] = 0.0  # nor does the second block's branch
     readout[blank] = -BLANK_VETO / level
 
@@ -158,7 +158,7 @@ def wire_blocks(head: nn.Sequential, x: Tensor, wired: WiredChannels) -> None:
     output.bias[0] = wired.bias
 
 
-def _set_filter(conv: nn.Conv2d, norm: nn.BatchNorm2d, channel: int, kernel: Tensor,
+def set_exact_filter(conv: nn.Conv2d, norm: nn.BatchNorm2d, channel: int, kernel: Tensor,
                 scale: float, shift: float, mean: float = 0.0) -> None:
     """Output ``channel`` of conv + BN = ``scale * (conv_kernel(x) - mean) + shift``, exactly.
 
