@@ -81,7 +81,9 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     check_inputs(list(args.inputs))
     fixed_k = parse_intrinsics_arg(args.intrinsics) if args.intrinsics else None
     config = _config_from_args(args, fov_deg=args.fov, color_order='rgb',
-                               compute_verts=not args.no_verts)
+                               compute_verts=not args.no_verts, wide_tiling=args.wide_tiling,
+                               wide_min_aspect=args.wide_min_aspect,
+                               wide_overlap=args.wide_overlap)
     tracking = _tracking_setup(args) if args.track else None  # fail before loading
     estimator = Estimator(config)
     tracker = None
@@ -142,6 +144,13 @@ def _add_infer(sub) -> None:
                    help='frames per network call (larger is faster on a GPU)')
     p.add_argument('--no-verts', action='store_true',
                    help='do not store mesh vertices (much smaller files)')
+    p.add_argument('--wide-tiling', action='store_true',
+                   help='run panoramas (long side >= --wide-min-aspect short sides) as '
+                        'overlapping square windows (docs/geometry.md)')
+    p.add_argument('--wide-min-aspect', type=float, default=2.0, metavar='R',
+                   help='with --wide-tiling: tile from this aspect ratio on (default 2)')
+    p.add_argument('--wide-overlap', type=float, default=0.25, metavar='F',
+                   help='with --wide-tiling: least overlap of neighbouring windows (0..0.75)')
     p.add_argument('--out', type=Path, required=True, help='output .npz path')
     t = p.add_argument_group('tracking', 'stable identities across frames (docs/tracking.md)')
     t.add_argument('--track', action='store_true',

@@ -155,6 +155,10 @@ def test_infer_errors_are_one_line_without_traceback(tmp_path, models_dir):
     bad_k = _run('infer', no_ckpt, '--models-dir', models_dir, '--intrinsics', '0,0,1,1',
                  '--device', 'cpu', '--out', tmp_path / 'x.npz')
     assert bad_k.returncode == 2 and 'Traceback' not in bad_k.stderr
+    bad_tiles = _run('infer', no_ckpt, '--models-dir', models_dir, '--wide-tiling',
+                     '--wide-overlap', '0.9', '--device', 'cpu', '--out', tmp_path / 'x.npz')
+    assert bad_tiles.returncode == 2 and 'Traceback' not in bad_tiles.stderr
+    assert 'wide_overlap' in bad_tiles.stderr
 
 
 def test_prepare_models_cli_writes_a_loadable_models_dir(tmp_path, synthetic_body_files):

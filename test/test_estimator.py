@@ -76,6 +76,9 @@ def test_per_image_intrinsics_mix_camera_and_fov(estimator, astronaut):
     results = estimator.predict([astronaut, astronaut], intrinsics=[None, (600, 600, 256, 256)])
     assert [r.intrinsics.source for r in results] == ['fov', 'camera']
     assert results[0].intrinsics.fx == pytest.approx(443.4, abs=0.1)
+    # an image without K keeps the reference's translation whatever shares its batch
+    [alone] = estimator.predict([astronaut])
+    np.testing.assert_allclose(results[0].cam_trans, alone.cam_trans, atol=1e-6)
 
 
 @pytest.mark.parametrize('bad_k, match', [

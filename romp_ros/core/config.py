@@ -51,6 +51,11 @@ class EstimatorConfig:
         smil_age_thresh: age offset (11th beta) above which a person is treated as an infant.
         optimize: fold BatchNorm into convolutions and use channels-last memory after loading
             (same outputs up to float rounding, faster; off for debugging layer by layer).
+        wide_tiling: run images at least ``wide_min_aspect`` times wider than high (or
+            higher than wide) as overlapping square windows (core/tiling.py), so people in
+            panoramas keep their size at the network input.
+        wide_min_aspect: long side / short side from which an image is tiled (>= 1.5).
+        wide_overlap: least shared fraction of neighbouring windows, in [0, 0.75].
     """
 
     model: str = 'romp'
@@ -70,6 +75,9 @@ class EstimatorConfig:
     use_smil: bool = True
     smil_age_thresh: float = 0.8
     optimize: bool = True
+    wide_tiling: bool = False
+    wide_min_aspect: float = 2.0
+    wide_overlap: float = 0.25
 
     def __post_init__(self) -> None:
         _choice('model', self.model, MODEL_NAMES)
@@ -97,6 +105,11 @@ class EstimatorConfig:
         if not self.bev_relative_scale_thresh > 0:
             raise ConfigError(
                 f'bev_relative_scale_thresh={self.bev_relative_scale_thresh} must be > 0')
+        if not self.wide_min_aspect >= 1.5:
+            raise ConfigError(f'wide_min_aspect={self.wide_min_aspect} must be >= 1.5 (an '
+                              'image is tiled when its long side is this many short sides)')
+        if not 0.0 <= self.wide_overlap <= 0.75:
+            raise ConfigError(f'wide_overlap={self.wide_overlap} must be in [0, 0.75]')
 
     @property
     def effective_center_thresh(self) -> float:

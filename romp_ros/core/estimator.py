@@ -48,8 +48,9 @@ from romp_ros.core.postprocess.center_parsing import (
     sample_params,
 )
 from romp_ros.core.postprocess.params import apply_cam_scale, unpack_params
-from romp_ros.core.preprocess import prepare_batch
+from romp_ros.core.preprocess import check_images, prepare_batch
 from romp_ros.core.results import CameraIntrinsics, FrameResult
+from romp_ros.core.tiling import merge_windows, plan_windows, window_intrinsics
 
 LOG = logging.getLogger(__name__)
 
@@ -219,10 +220,45 @@ class Estimator:
             ImageInputError: empty batch, wrong dtype/shape, empty or oversized image.
             IntrinsicsError: an invalid K (zero/negative/NaN focal length).
         """
-        batch = prepare_batch(list(images), color_order=self.config.color_order,
+        images = list(images)
+        if not self.config.wide_tiling:
+            return self._predict_batch(images, intrinsics)
+        checked = check_images(images)
+        sizes = [image.shape[:2] for image in checked]
+        per_image_k = self._resolve_intrinsics(intrinsics, sizes)
+        plans = [plan_windows(h, w, self.config.wide_min_aspect, self.config.wide_overlap)
+                 for h, w in sizes]
+        inputs: list[np.ndarray] = []
+        input_k: list[CameraIntrinsics | None] = []
+        for image, (h, w), k, windows in zip(checked, sizes, per_image_k, plans, strict=True):
+            if not windows:
+                inputs.append(image)
+                input_k.append(k)
+                continue
+            # every window is solved with the full image's camera (see core/tiling.py)
+            full_k = k or default_intrinsics(h, w, self.config.fov_deg)
+            for win in windows:
+                inputs.append(image[win.top:win.top + win.side, win.left:win.left + win.side])
+                input_k.append(window_intrinsics(full_k, win))
+        outputs = iter(self._predict_batch(inputs, input_k, validated_k=True))
+        results = []
+        for (h, w), k, windows in zip(sizes, per_image_k, plans, strict=True):
+            if not windows:
+                results.append(next(outputs))
+                continue
+            parts = [next(outputs) for _ in windows]
+            results.append(merge_windows(parts, windows, (h, w),
+                                         k or default_intrinsics(h, w, self.config.fov_deg)))
+        return results
+
+    def _predict_batch(self, images: list[np.ndarray], intrinsics,
+                       validated_k: bool = False) -> list[FrameResult]:
+        """:meth:`predict` without tiling; ``validated_k``: one checked K (or None) per image."""
+        batch = prepare_batch(images, color_order=self.config.color_order,
                               device=self.device, input_size=self.config.input_size)
         sizes = [(int(h), int(w)) for h, w in batch.pad_info[:, 4:6].tolist()]
-        per_image_k = self._resolve_intrinsics(intrinsics, sizes)
+        per_image_k = (list(intrinsics) if validated_k
+                       else self._resolve_intrinsics(intrinsics, sizes))
 
         det = self._detect(batch.tensor)
         det = self._drop_non_finite(det)
@@ -317,7 +353,8 @@ class Estimator:
         keypoints are explained with the real (or FOV-derived) K.
         """
         fov_default = abs(self.config.fov_deg - REFERENCE_FOV_DEG) < 1e-9
-        if joints.shape[0] == 0 or (fov_default and all(k is None for k in per_image_k)):
+        keep_ref = [fov_default and k is None for k in per_image_k]  # per image
+        if joints.shape[0] == 0 or all(keep_ref):
             return trans_ref
         k_rows = []
         for k, (h, w) in zip(per_image_k, sizes, strict=True):
@@ -328,9 +365,11 @@ class Estimator:
             k_img = k_img.unsqueeze(0)
         solution = solve_translation_with_intrinsics(
             joints[:, :NUM_SMPL_JOINTS], pj2d_org[:, :NUM_SMPL_JOINTS], k_img[batch_ids])
-        # keep the reference's translation where the solve failed (degenerate input)
-        valid = solution.valid[:, None]
-        return torch.where(valid, solution.trans, trans_ref)
+        # keep the reference's translation where the solve failed (degenerate input), and
+        # for the images it applies to whatever else shares the batch
+        keep = torch.tensor(keep_ref, device=self.device)[batch_ids]  # (N,)
+        use_solution = (solution.valid & ~keep)[:, None]
+        return torch.where(use_solution, solution.trans, trans_ref)
 
     def _split(self, det, joints, verts, pj2d_org, trans, sizes, per_image_k,
                body) -> list[FrameResult]:

@@ -96,12 +96,7 @@ def prepare_batch(images: Sequence[np.ndarray], color_order: str = 'rgb',
         raise ImageInputError(f'color_order={color_order!r}; expected one of {COLOR_ORDERS}')
     if input_size < 1:
         raise ImageInputError(f'input_size={input_size} must be positive')
-    if isinstance(images, np.ndarray):
-        raise ImageInputError('pass a list of images, not a single array '
-                              '(wrap one image as [image])')
-    if len(images) == 0:
-        raise ImageInputError('the batch is empty: at least one image is needed')
-    checked = [_check_image(index, image) for index, image in enumerate(images)]
+    checked = check_images(images)
     device = torch.device(device)
     pad_rows = []
     for image in checked:
@@ -171,6 +166,20 @@ def _resize_cv2(cv2, images: list[np.ndarray], pad_rows: list[tuple[int, ...]],
         # Channels are resized independently, so reordering the small result is exact.
         out[index] = resized[:, :, ::-1] if color_order == 'bgr' else resized
     return torch.from_numpy(out).float()
+
+
+def check_images(images: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Validate a batch as :func:`prepare_batch` does; return each image as H x W x C uint8.
+
+    Raises:
+        ImageInputError: not a list, empty, or an image of the wrong dtype / shape / size.
+    """
+    if isinstance(images, np.ndarray):
+        raise ImageInputError('pass a list of images, not a single array '
+                              '(wrap one image as [image])')
+    if len(images) == 0:
+        raise ImageInputError('the batch is empty: at least one image is needed')
+    return [_check_image(index, image) for index, image in enumerate(images)]
 
 
 def _check_image(index: int, image: object) -> np.ndarray:

@@ -102,6 +102,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec('default_fov_deg', 60.0, 'field of view assumed until a valid camera_info '
               'arrives for the image frame, degrees', min_value=1.0, max_value=179.0,
               apply=APPLY_CONFIGURE),
+    ParamSpec('wide_tiling', False, 'run panoramic / stitched images as overlapping square '
+              'windows so that their people keep their size at the network input',
+              apply=APPLY_CONFIGURE),
+    ParamSpec('wide_min_aspect', 2.0, 'with wide_tiling: tile images whose long side is at '
+              'least this many short sides', min_value=1.5, max_value=10.0,
+              apply=APPLY_CONFIGURE),
+    ParamSpec('wide_overlap', 0.25, 'with wide_tiling: least shared fraction of neighbouring '
+              'windows', min_value=0.0, max_value=0.75, apply=APPLY_CONFIGURE),
     # -- tracking (next configure) --------------------------------------------------------------
     ParamSpec('tracking', True, 'stable person ids across frames (romp_ros.core.tracking: 3D '
               'Kalman + two-stage association, one tracker per camera frame_id); false: ids are '
@@ -253,7 +261,10 @@ def estimator_config(values: Mapping[str, Any]) -> EstimatorConfig:
         checkpoint=values['checkpoint'], models_dir=values['models_dir'],
         device=values['device'], precision=values['precision'],
         center_thresh=None if thresh < 0 else thresh, max_people=int(values['max_people']),
-        fov_deg=float(values['default_fov_deg']), color_order='rgb', compute_verts=True)
+        fov_deg=float(values['default_fov_deg']), color_order='rgb', compute_verts=True,
+        wide_tiling=bool(values['wide_tiling']),
+        wide_min_aspect=float(values['wide_min_aspect']),
+        wide_overlap=float(values['wide_overlap']))
 
 
 def node_config(values: Mapping[str, Any]) -> NodeConfig:
