@@ -60,7 +60,7 @@ IMAGE_SIZE = 512
 # Detection thresholds of the reference for the official weights.
 ROMP_CENTER_THRESH = 0.25
 BEV_CENTER_THRESH = 0.1
-# Median number of detections per calibration image the center maps are tuned for.
+# BEV: median number of detections per calibration image its center maps are tuned for.
 TARGET_PEOPLE = 5
 # 6D rotation of the rest pose (identity) and of an upright body facing the camera
 # (180 degrees about x: SMPL is y-up, the camera frame is y-down). Layout: the 3x2 matrix
@@ -515,11 +515,7 @@ def _blob_directions(centred: Tensor) -> Tensor:
     border = centred[:, :, ring].transpose(0, 1).reshape(channels, -1).T  # (M'', C)
     cov = samples.T @ samples / samples.shape[0]
     cov += _BORDER_PENALTY * border.T @ border / border.shape[0]
-    cov += torch.eye(channels) * (1e-4 * cov.diagonal().mean())
-    chol = torch.linalg.cholesky(cov)  # cov = L L^T
-    inv_chol = torch.linalg.solve_triangular(chol, torch.eye(channels), upper=False)
-    _, vectors = torch.linalg.eigh(inv_chol @ cov_band @ inv_chol.T)  # ascending
-    return inv_chol.T @ vectors[:, -_BLOB_DIRECTIONS:]  # (C, K)
+    return _top_directions(cov_band, cov, _BLOB_DIRECTIONS)
 
 
 def _smooth_directions(centred: Tensor, count: int = _SMOOTH_DIRECTIONS) -> Tensor:
@@ -531,17 +527,25 @@ def _smooth_directions(centred: Tensor, count: int = _SMOOTH_DIRECTIONS) -> Tens
     Maximises the variance of the response blurred at ``_PARAM_SIGMA`` cells relative to
     its raw variance (a generalised eigenproblem), on (B, C, H, W) centred maps.
     """
-    channels = centred.shape[1]
     sigma = _PARAM_SIGMA * centred.shape[-1] / 64
     smooth = _pixels(_gaussian_blur(centred, sigma))  # (M, C)
     samples = _pixels(centred)
-    cov_smooth = smooth.T @ smooth / smooth.shape[0]
-    cov = samples.T @ samples / samples.shape[0]
-    cov += torch.eye(channels) * (1e-4 * cov.diagonal().mean())
-    chol = torch.linalg.cholesky(cov)
+    return _top_directions(smooth.T @ smooth / smooth.shape[0],
+                           samples.T @ samples / samples.shape[0], count)
+
+
+def _top_directions(cov_wanted: Tensor, cov_total: Tensor, count: int) -> Tensor:
+    """(C, count) directions v maximising v' cov_wanted v / v' cov_total v, best last.
+
+    The generalised symmetric eigenproblem, through the Cholesky factor of ``cov_total``
+    (lightly regularised: feature channels can be constant).
+    """
+    channels = cov_total.shape[0]
+    cov = cov_total + torch.eye(channels) * (1e-4 * cov_total.diagonal().mean())
+    chol = torch.linalg.cholesky(cov)  # cov = L L^T
     inv_chol = torch.linalg.solve_triangular(chol, torch.eye(channels), upper=False)
-    _, vectors = torch.linalg.eigh(inv_chol @ cov_smooth @ inv_chol.T)  # ascending
-    return inv_chol.T @ vectors[:, -count:]  # (C, count)
+    _, vectors = torch.linalg.eigh(inv_chol @ cov_wanted @ inv_chol.T)  # ascending
+    return inv_chol.T @ vectors[:, -count:]
 
 
 def _count_spread(scores: Tensor) -> Tensor:

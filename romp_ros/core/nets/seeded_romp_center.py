@@ -79,7 +79,7 @@ def wire_first_layer(head: nn.Sequential, x: Tensor, thresh: float,
     """
     conv, norm = head[0][0], head[0][1]
     feature_channels = x.shape[1] - 2
-    free = list(range(conv.out_channels - 1, -1, -1))  # wired channels taken from the end
+    free = list(range(conv.out_channels - 1, -1, -1))  # pop() takes channels 0, 1, ...
     readout = torch.zeros(conv.out_channels)  # (C,) output weights on the wired channels
     bias = thresh
 
@@ -93,7 +93,7 @@ def wire_first_layer(head: nn.Sequential, x: Tensor, thresh: float,
                 kernel = torch.zeros(conv.in_channels, 3, 3)
                 kernel[feature_channels + axis, 1, 1] = 1.0
                 set_exact_filter(conv, norm, channel, kernel, scale=1.0,
-                            shift=-(peak + float(jitter[axis]) + offset))
+                                 shift=-(peak + float(jitter[axis]) + offset))
                 # / 2: the x and y hats of a peak add up to 1
                 readout[channel] = gain * weight / HALF_WIDTH / 2
     bias -= gain * 0.75
@@ -107,7 +107,7 @@ def wire_first_layer(head: nn.Sequential, x: Tensor, thresh: float,
     for shift, weight in ((1.0, 1.0), (-1.0, -1.0)):
         channel = free.pop()
         set_exact_filter(conv, norm, channel, kernel, scale=1.0 / std, shift=shift,
-                    mean=mean)
+                         mean=mean)
         readout[channel] = IMAGE_GAIN * weight
     bias -= IMAGE_GAIN
 
@@ -125,7 +125,7 @@ def wire_first_layer(head: nn.Sequential, x: Tensor, thresh: float,
     # The blankness channel: zero out of the first layer, filled in by the first block.
     blank = free.pop()
     set_exact_filter(conv, norm, blank, torch.zeros(conv.in_channels, 3, 3), scale=0.0,
-                shift=0.0)
+                     shift=0.0)
     return WiredChannels(readout, bias, activity_channels, blank)
 
 
@@ -159,7 +159,7 @@ def wire_blocks(head: nn.Sequential, x: Tensor, wired: WiredChannels) -> None:
 
 
 def set_exact_filter(conv: nn.Conv2d, norm: nn.BatchNorm2d, channel: int, kernel: Tensor,
-                scale: float, shift: float, mean: float = 0.0) -> None:
+                     scale: float, shift: float, mean: float = 0.0) -> None:
     """Output ``channel`` of conv + BN = ``scale * (conv_kernel(x) - mean) + shift``, exactly.
 
     ``kernel``: (C_in, 3, 3). The running statistics are overridden (mean, variance 1) so
