@@ -228,27 +228,27 @@ class Estimator:
         per_image_k = self._resolve_intrinsics(intrinsics, sizes)
         plans = [plan_windows(h, w, self.config.wide_min_aspect, self.config.wide_overlap)
                  for h, w in sizes]
+        # every window is solved with the full image's camera (see core/tiling.py)
+        full_k = [k if k is not None or not windows
+                  else default_intrinsics(h, w, self.config.fov_deg)
+                  for k, (h, w), windows in zip(per_image_k, sizes, plans, strict=True)]
         inputs: list[np.ndarray] = []
         input_k: list[CameraIntrinsics | None] = []
-        for image, (h, w), k, windows in zip(checked, sizes, per_image_k, plans, strict=True):
+        for image, k, windows in zip(checked, full_k, plans, strict=True):
             if not windows:
                 inputs.append(image)
                 input_k.append(k)
-                continue
-            # every window is solved with the full image's camera (see core/tiling.py)
-            full_k = k or default_intrinsics(h, w, self.config.fov_deg)
             for win in windows:
                 inputs.append(image[win.top:win.top + win.side, win.left:win.left + win.side])
-                input_k.append(window_intrinsics(full_k, win))
+                input_k.append(window_intrinsics(k, win))
         outputs = iter(self._predict_batch(inputs, input_k, validated_k=True))
         results = []
-        for (h, w), k, windows in zip(sizes, per_image_k, plans, strict=True):
+        for size, k, windows in zip(sizes, full_k, plans, strict=True):
             if not windows:
                 results.append(next(outputs))
-                continue
-            parts = [next(outputs) for _ in windows]
-            results.append(merge_windows(parts, windows, (h, w),
-                                         k or default_intrinsics(h, w, self.config.fov_deg)))
+            else:
+                parts = [next(outputs) for _ in windows]
+                results.append(merge_windows(parts, windows, size, k))
         return results
 
     def _predict_batch(self, images: list[np.ndarray], intrinsics,

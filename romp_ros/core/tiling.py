@@ -86,7 +86,7 @@ def merge_windows(parts: list[FrameResult], windows: list[Window],
         offset = np.array([window.left, window.top], dtype=np.float32)
         pj2d = part.pj2d_org + offset  # (N, J, 2) full-image pixels
         along = pj2d[:, 0, 0] if horizontal else pj2d[:, 0, 1]  # pelvis, (N,)
-        owner = np.abs(along[:, None] - centres[None]).argmin(axis=1) if len(along) else along
+        owner = np.abs(along[:, None] - centres[None]).argmin(axis=1)  # (N,) window index
         rows = np.flatnonzero(owner == index)
         # window-normalised x_w -> full-image normalised x_f = a * x_w + b (per axis)
         a = window.side / side

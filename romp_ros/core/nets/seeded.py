@@ -46,6 +46,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from romp_ros.core.nets.factory import build_model
 from romp_ros.core.nets.seeded_romp_center import (
+    set_exact_affine,
     set_exact_filter,
     wire_blocks,
     wire_first_layer,
@@ -460,10 +461,7 @@ def _exact_blur_block(block: nn.Module) -> None:
         if conv.bias is not None:
             conv.bias.zero_()
     for norm, shift in ((block.bn1, _BLUR_SHIFT), (block.bn2, 0.0)):
-        norm.running_mean.zero_()
-        norm.running_var.fill_(1.0 - norm.eps)
-        norm.weight.fill_(1.0)
-        norm.bias.fill_(shift)
+        set_exact_affine(norm, slice(None), scale=1.0, shift=shift)
 
 
 def _quiet(block: nn.Module) -> None:

@@ -168,10 +168,20 @@ def set_exact_filter(conv: nn.Conv2d, norm: nn.BatchNorm2d, channel: int, kernel
     conv.weight[channel] = kernel
     if conv.bias is not None:
         conv.bias[channel] = 0.0
-    norm.running_mean[channel] = mean
-    norm.running_var[channel] = 1.0 - norm.eps
-    norm.weight[channel] = scale
-    norm.bias[channel] = shift
+    set_exact_affine(norm, channel, scale, shift, mean)
+
+
+def set_exact_affine(norm: nn.modules.batchnorm._BatchNorm, channels, scale: float,
+                     shift: float, mean: float = 0.0) -> None:
+    """Make ``norm`` (eval mode) map x -> ``scale * (x - mean) + shift`` on ``channels``.
+
+    ``channels``: an index, a mask or ``slice(None)``. The running statistics are
+    overridden (mean, variance 1) whatever a calibration measured.
+    """
+    norm.running_mean[channels] = mean
+    norm.running_var[channels] = 1.0 - norm.eps
+    norm.weight[channels] = scale
+    norm.bias[channels] = shift
 
 
 def _response(conv: nn.Conv2d, x: Tensor, kernel: Tensor) -> Tensor:
@@ -184,7 +194,4 @@ def _pass_through(block: nn.Module, channels: Tensor) -> None:
 
     They are >= 0 and the branch's last BatchNorm outputs exactly 0 there: relu(x + 0) = x.
     """
-    block.bn2.weight[channels] = 0.0
-    block.bn2.bias[channels] = 0.0
-    block.bn2.running_mean[channels] = 0.0
-    block.bn2.running_var[channels] = 1.0 - block.bn2.eps
+    set_exact_affine(block.bn2, channels, scale=0.0, shift=0.0)
