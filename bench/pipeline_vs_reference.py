@@ -28,7 +28,7 @@ from tqdm import tqdm
 from romp_ros.core import Estimator, EstimatorConfig
 from romp_ros.core.body.prepare import prepare_models
 from romp_ros.core.body.synthetic import write_synthetic_smpl_files
-from romp_ros.core.nets.seeded import write_seeded_checkpoint
+from romp_ros.testing.seeded_weights import write_seeded_checkpoint
 
 LOG = logging.getLogger('bench.pipeline')
 DOC = Path(__file__).resolve().parents[1] / 'docs' / 'performance.md'

@@ -71,7 +71,7 @@ def prepare_assets(out: Path) -> tuple[Path, Path, bool]:
         return models, checkpoint, True
     from romp_ros.core.body.prepare import prepare_models
     from romp_ros.core.body.synthetic import write_synthetic_smpl_files
-    from romp_ros.core.nets.seeded import SEEDED_VERSION, write_seeded_checkpoint
+    from romp_ros.testing.seeded_weights import SEEDED_VERSION, write_seeded_checkpoint
     assets = out / 'assets'
     models = assets / 'models'
     checkpoint = assets / f'romp_seeded_v{SEEDED_VERSION}.pth'

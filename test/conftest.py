@@ -65,7 +65,7 @@ def models_dir(synthetic_body_files, tmp_path_factory) -> pathlib.Path:
 @pytest.fixture(scope='session')
 def seeded_checkpoint(tmp_path_factory):
     """Factory: path of a seeded, well-conditioned checkpoint in an official layout (cached)."""
-    from romp_ros.core.nets.seeded import write_seeded_checkpoint
+    from romp_ros.testing.seeded_weights import write_seeded_checkpoint
     cache: dict[tuple, pathlib.Path] = {}
     root = tmp_path_factory.mktemp('checkpoints')
 

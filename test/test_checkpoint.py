@@ -17,7 +17,7 @@ from romp_ros.core.nets.checkpoint import (
     load_into,
 )
 from romp_ros.core.nets.factory import build_model
-from romp_ros.core.nets.seeded import write_seeded_checkpoint
+from romp_ros.testing.seeded_weights import write_seeded_checkpoint
 
 
 @pytest.fixture(scope='module')

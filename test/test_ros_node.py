@@ -46,7 +46,7 @@ def model_files(tmp_path_factory) -> ModelFiles:
     require_ros()
     from romp_ros.core.body.prepare import prepare_models
     from romp_ros.core.body.synthetic import write_synthetic_smpl_files
-    from romp_ros.core.nets.seeded import write_seeded_checkpoint
+    from romp_ros.testing.seeded_weights import write_seeded_checkpoint
 
     root = tmp_path_factory.mktemp('romp_node_models')
     src = write_synthetic_smpl_files(root / 'src', seed=0)
@@ -61,7 +61,7 @@ def model_files(tmp_path_factory) -> ModelFiles:
 def images():
     """Natural-looking test images (640x480 crops of the seeded calibration images)."""
     require_ros()
-    from romp_ros.core.nets.seeded import calibration_images
+    from romp_ros.testing.seeded_weights import calibration_images
     pics = calibration_images(seed=11, count=4).numpy().astype(np.uint8)
     return [np.ascontiguousarray(p[16:496, :, :]).repeat(2, axis=1)[:, 64:704] for p in pics]
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from romp_ros.core.nets.checkpoint import load_checkpoint
 from romp_ros.core.nets.factory import build_model
-from romp_ros.core.nets.seeded import calibration_images, seeded_state_dict
+from romp_ros.testing.seeded_weights import calibration_images, seeded_state_dict
 
 # ROMP: 1.1 ** raw scale; translations; body joints' rotation angle; betas.
 SCALE_RANGE = (0.3, 2.0)

@@ -88,7 +88,7 @@ def build_model(name: str, backbone: str = 'hrnet32') -> nn.Module:
     """Build ROMP ('romp') or BEV ('bev') with the named backbone, randomly initialised.
 
     Load weights with :func:`romp_ros.core.nets.checkpoint.load_into` (or
-    :mod:`romp_ros.core.nets.seeded` for tests). The model is returned in train mode, as
+    :mod:`romp_ros.testing.seeded_weights` for tests). The model is returned in train mode, as
     torch does; call ``.eval()`` for inference.
     """
     model_spec(name, backbone)  # validates the combination

@@ -45,7 +45,7 @@ from torch import Tensor, nn
 import torch.nn.functional as F  # noqa: N812
 
 from romp_ros.core.nets.factory import build_model
-from romp_ros.core.nets.seeded_romp_center import (
+from romp_ros.testing.seeded_romp_center import (
     set_exact_affine,
     set_exact_filter,
     wire_blocks,
