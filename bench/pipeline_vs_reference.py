@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from romp_ros.core import Estimator, EstimatorConfig
 from romp_ros.core.body.prepare import prepare_models
-from romp_ros.core.body.synthetic import write_synthetic_smpl_files
+from romp_ros.synthetic.body_model import write_synthetic_smpl_files
 from romp_ros.testing.seeded_weights import write_seeded_checkpoint
 
 LOG = logging.getLogger('bench.pipeline')

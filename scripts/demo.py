@@ -70,7 +70,7 @@ def prepare_assets(out: Path) -> tuple[Path, Path, bool]:
                             f'`romp-ros download ROMP.pkl --models-dir {models}`')
         return models, checkpoint, True
     from romp_ros.core.body.prepare import prepare_models
-    from romp_ros.core.body.synthetic import write_synthetic_smpl_files
+    from romp_ros.synthetic.body_model import write_synthetic_smpl_files
     from romp_ros.testing.seeded_weights import SEEDED_VERSION, write_seeded_checkpoint
     assets = out / 'assets'
     models = assets / 'models'

@@ -48,7 +48,7 @@ def ros_domain_id(monkeypatch) -> int:
 @pytest.fixture(scope='session')
 def synthetic_body_files(tmp_path_factory):
     """A synthetic SMPL-format body model in the official file formats (pkl + npy)."""
-    from romp_ros.core.body.synthetic import write_synthetic_smpl_files
+    from romp_ros.synthetic.body_model import write_synthetic_smpl_files
     return write_synthetic_smpl_files(tmp_path_factory.mktemp('smpl_src'), seed=0)
 
 

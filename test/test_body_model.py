@@ -24,7 +24,7 @@ from romp_ros.core.body.joint_names import (
 from romp_ros.core.body.model_files import load_body_model_arrays
 from romp_ros.core.body.prepare import prepare_models
 from romp_ros.core.body.smpl import BodyModel, SMPLAWithInfants
-from romp_ros.core.body.synthetic import write_synthetic_smpl_files
+from romp_ros.synthetic.body_model import write_synthetic_smpl_files
 
 ATOL = 1e-5
 

@@ -31,7 +31,7 @@ from romp_ros.core.body.restricted_pickle import (
     restricted_load,
 )
 from romp_ros.core.body.smpl import BodyModel
-from romp_ros.core.body.synthetic import (
+from romp_ros.synthetic.body_model import (
     SMPL_ZIP_MEMBER,
     build_synthetic_bodies,
     dump_official_pickle,

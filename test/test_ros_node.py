@@ -45,7 +45,7 @@ def model_files(tmp_path_factory) -> ModelFiles:
     """A models dir prepared from the synthetic SMPL files and a seeded ROMP checkpoint."""
     require_ros()
     from romp_ros.core.body.prepare import prepare_models
-    from romp_ros.core.body.synthetic import write_synthetic_smpl_files
+    from romp_ros.synthetic.body_model import write_synthetic_smpl_files
     from romp_ros.testing.seeded_weights import write_seeded_checkpoint
 
     root = tmp_path_factory.mktemp('romp_node_models')

@@ -19,7 +19,7 @@ from romp_ros.core.body.restricted_pickle import (
     restricted_load,
     to_plain,
 )
-from romp_ros.core.body.synthetic import (
+from romp_ros.synthetic.body_model import (
     NUM_VERTICES,
     SMPL_ZIP_MEMBER,
     build_synthetic_bodies,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from romp_ros.core.synthetic import (
+from romp_ros.synthetic import (
     SCENARIOS,
     SMPL_PARENTS,
     NoiseSpec,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from romp_ros.core.results import CameraIntrinsics, FrameResult
-from romp_ros.core.synthetic import generate_sequence, preset
+from romp_ros.synthetic import generate_sequence, preset
 from romp_ros.core.tracking import (
     Detections,
     RootKalman,

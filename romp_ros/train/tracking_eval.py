@@ -24,7 +24,7 @@ from typing import Protocol
 import motmetrics as mm
 import numpy as np
 
-from romp_ros.core.synthetic.sequences import (
+from romp_ros.synthetic.sequences import (
     NoiseSpec,
     SequenceSpec,
     SyntheticSequence,

@@ -1,6 +1,12 @@
-"""Synthetic data with known answers: multi-person sequences for tracking and smoothing."""
+"""Generators with known answers (ground truth), built on the core.
 
-from romp_ros.core.synthetic.sequences import (
+* :mod:`romp_ros.synthetic.body_model`: a synthetic SMPL-family body written in the official
+  file formats (the real SMPL files are licence-gated);
+* :mod:`romp_ros.synthetic.sequences`: multi-person sequences with identities, for tracking
+  and smoothing.
+"""
+
+from romp_ros.synthetic.sequences import (
     SCENARIOS,
     SMPL_PARENTS,
     CameraSpec,
