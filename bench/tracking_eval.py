@@ -22,9 +22,9 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from romp_ros.synthetic import SCENARIOS, generate_sequence, preset
 from romp_ros.core.tracking import SmoothingConfig, Tracker, TrackerConfig
 from romp_ros.core.tracking.smoothing import geodesic_angle
+from romp_ros.synthetic import SCENARIOS, generate_sequence, preset
 from romp_ros.train.tracking_eval import (
     MotScores,
     accumulate,

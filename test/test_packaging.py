@@ -76,7 +76,7 @@ def test_package_xml_declares_the_runtime_dependencies():
 def test_setup_cfg_console_script_and_version_agree_with_package_xml():
     cfg = configparser.ConfigParser()
     cfg.read(REPO_ROOT / 'setup.cfg')
-    assert 'romp-ros = romp_ros.cli:main' in cfg['options.entry_points']['console_scripts']
+    assert 'romp-ros = romp_ros.cli.main:main' in cfg['options.entry_points']['console_scripts']
     xml_version = ET.parse(REPO_ROOT / 'package.xml').getroot().find('version').text
     assert cfg['metadata']['version'] == xml_version
     import romp_ros

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from romp_ros.core.results import CameraIntrinsics, FrameResult
-from romp_ros.synthetic import generate_sequence, preset
 from romp_ros.core.tracking import (
     Detections,
     RootKalman,
@@ -17,6 +16,7 @@ from romp_ros.core.tracking import (
     detections_from_frame,
 )
 from romp_ros.core.tracking.association import assign, iou_matrix, suppress_duplicates
+from romp_ros.synthetic import generate_sequence, preset
 
 K = np.array([[900.0, 0.0, 640.0], [0.0, 900.0, 360.0], [0.0, 0.0, 1.0]])
 IMAGE = (720, 1280)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from romp_ros.synthetic import SCENARIOS, NoiseSpec, generate_sequence, preset
 from romp_ros.core.tracking import Detections, SmoothingConfig, TrackerConfig
+from romp_ros.synthetic import SCENARIOS, NoiseSpec, generate_sequence, preset
 from romp_ros.train.tracking_eval import (
     BaselineConfig,
     ReferenceBaselineTracker,

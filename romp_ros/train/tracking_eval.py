@@ -24,6 +24,12 @@ from typing import Protocol
 import motmetrics as mm
 import numpy as np
 
+from romp_ros.core.tracking.association import iou_matrix
+from romp_ros.core.tracking.detections import Detections
+from romp_ros.core.tracking.kalman import RootKalman, RootNoiseModel
+from romp_ros.core.tracking.one_euro import OneEuroFilter, OneEuroParams
+from romp_ros.core.tracking.smoothing import PersonSmoother, SmoothingConfig, geodesic_angle
+from romp_ros.core.tracking.tracker import Tracker, TrackerConfig
 from romp_ros.synthetic.sequences import (
     NoiseSpec,
     SequenceSpec,
@@ -31,12 +37,6 @@ from romp_ros.synthetic.sequences import (
     forward_kinematics,
     generate_sequence,
 )
-from romp_ros.core.tracking.association import iou_matrix
-from romp_ros.core.tracking.detections import Detections
-from romp_ros.core.tracking.kalman import RootKalman, RootNoiseModel
-from romp_ros.core.tracking.one_euro import OneEuroFilter, OneEuroParams
-from romp_ros.core.tracking.smoothing import PersonSmoother, SmoothingConfig, geodesic_angle
-from romp_ros.core.tracking.tracker import Tracker, TrackerConfig
 
 #: motmetrics metric names reported by :func:`evaluate_sequences`.
 MOT_METRICS = ('mota', 'idf1', 'num_switches', 'num_false_positives', 'num_misses',

@@ -1,0 +1,42 @@
+"""Flags shared by the sub-commands that run a model, and their mapping onto EstimatorConfig."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+MODEL_CHOICES = ('romp', 'bev')
+BACKBONE_CHOICES = ('hrnet32', 'resnet50', 'efficientnet_v2_s')
+
+
+def add_model_flags(parser: argparse.ArgumentParser, *, models_dir_required: bool = True) -> None:
+    """Add --model, --backbone, --checkpoint, --models-dir and the inference settings."""
+    parser.add_argument('--model', choices=MODEL_CHOICES, default='romp',
+                        help='network: romp (2D center map) or bev (3D center map, children)')
+    parser.add_argument('--backbone', choices=BACKBONE_CHOICES, default='hrnet32',
+                        help='feature extractor; official weights exist for hrnet32 (ROMP, '
+                             'BEV) and resnet50 (ROMP); efficientnet_v2_s is the light one')
+    parser.add_argument('--checkpoint', type=Path, default=None,
+                        help='network weights (.pkl/.pth/.safetensors); default: the '
+                             "model's official file name inside --models-dir")
+    parser.add_argument('--models-dir', type=Path, required=models_dir_required,
+                        help='folder written by `romp-ros prepare-models` (body model files)')
+    parser.add_argument('--center-thresh', type=float, default=None,
+                        help='minimum body-center score (default: romp 0.25, bev 0.1)')
+    parser.add_argument('--max-people', type=int, default=64,
+                        help='at most this many people per image (1..64)')
+    parser.add_argument('--device', default='auto',
+                        help="'auto' (CUDA if available), 'cpu' or 'cuda:N'")
+    parser.add_argument('--precision', choices=('fp32', 'fp16', 'bf16'), default='fp32',
+                        help='network precision on CUDA (post-processing stays fp32)')
+
+
+def config_from_args(args: argparse.Namespace, **extra):
+    """The :class:`EstimatorConfig` of the model flags (plus ``extra`` fields)."""
+    from romp_ros.core.config import EstimatorConfig
+    return EstimatorConfig(
+        model=args.model, backbone=args.backbone,
+        checkpoint=str(args.checkpoint) if args.checkpoint else '',
+        models_dir=str(args.models_dir) if args.models_dir else '', device=args.device,
+        precision=args.precision, center_thresh=args.center_thresh,
+        max_people=args.max_people, **extra)
