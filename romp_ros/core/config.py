@@ -41,7 +41,8 @@ class EstimatorConfig:
         max_people: at most this many people per image (the reference's top-K is 64).
         fov_deg: horizontal and vertical field of view assumed when no intrinsics are given
             (the reference assumes 60 degrees over the padded square image).
-        input_size: side of the square network input, pixels.
+        input_size: side of the square network input, pixels: 512 for the official weights;
+            a multiple of 32 in [128, 1024] for weights trained at another size.
         color_order: channel order of the images handed to ``Estimator.predict``.
         compute_verts: whether to return mesh vertices (the joints are always computed).
         bev_nms_thresh: BEV duplicate suppression threshold on normalised 2D pose distance.
@@ -97,9 +98,12 @@ class EstimatorConfig:
             raise ConfigError(f'max_people={self.max_people} must be in [1, 64]')
         if not 1.0 <= self.fov_deg <= 179.0:
             raise ConfigError(f'fov_deg={self.fov_deg} must be in [1, 179] degrees')
-        if self.input_size != 512:
+        if (not isinstance(self.input_size, int) or self.input_size % 32
+                or not 128 <= self.input_size <= 1024):
             raise ConfigError(
-                f'input_size={self.input_size}: the official checkpoints are trained at 512')
+                f'input_size={self.input_size!r} must be a multiple of 32 in [128, 1024]; the '
+                'official checkpoints are trained at 512 (other sizes are for weights trained '
+                'at that size, e.g. by `romp-ros train`)')
         if not self.bev_nms_thresh >= 0:
             raise ConfigError(f'bev_nms_thresh={self.bev_nms_thresh} must be >= 0')
         if not self.bev_relative_scale_thresh > 0:

@@ -167,7 +167,7 @@ class Estimator:
                 f'checkpoint not found: {path}. Download the official weights with '
                 f'`romp-ros download {self.spec.checkpoint_file} --models-dir '
                 f'{path.parent}` (or pass --checkpoint PATH)')
-        model = build_model(config.model, config.backbone)
+        model = build_model(config.model, config.backbone, input_size=config.input_size)
         load_into(model, path)
         LOG.info('loaded %s/%s weights from %s', config.model, config.backbone, path)
         return model

@@ -19,15 +19,16 @@ from romp_ros.core.nets.blocks import BN_MOMENTUM, BasicBlock, BasicBlock1D, Bas
 from romp_ros.core.nets.coordmaps import cam3d_anchors, coord_maps_3d
 from romp_ros.core.nets.romp_net import first_conv_weight, images_to_input
 
-MAP_SIZE = 128
-DEPTH_BINS = MAP_SIZE // 2  # 64 depth levels of the 3D maps
+MAP_SIZE = 128  # at the official 512 input; an S x S input gives S / 4
+DEPTH_BINS = MAP_SIZE // 2  # 64 depth levels of the 3D maps (map size / 2)
+OFFICIAL_INPUT_SIZE = 512
 BEV_FOV_DEG = 60.0  # field of view the depth anchors were designed for
 BEV_POSE_DIM = 22 * 6
 BEV_BETAS_DIM = 11  # 10 SMPL betas + the SMPL-A age offset
 BEV_CAM_DIM = 3
 BEV_PARAMS_DIM = BEV_CAM_DIM + BEV_POSE_DIM + BEV_BETAS_DIM  # 146
 _HEAD_CHANNELS = 128
-_BV_CHANNELS = MAP_SIZE // 8  # 16 image-feature channels squeezed into the bird's-eye view
+_BV_CHANNELS = 16  # image-feature channels squeezed into the bird's-eye view
 _BV_HIDDEN = 512
 _MLP_HIDDEN = 512
 _DROPOUT = 0.2  # inactive at inference; kept so the layer indices match the checkpoints
@@ -87,21 +88,31 @@ def cams_to_czyx(cams: Tensor, anchors: Tensor, size: int = MAP_SIZE) -> Tensor:
 
 
 class BEVNet(nn.Module):
-    """BEV (Bird's-Eye-View) multi-person regressor; module names follow ``BEVv1``."""
+    """BEV (Bird's-Eye-View) multi-person regressor; module names follow ``BEVv1``.
 
-    def __init__(self, backbone: nn.Module) -> None:
+    Unlike ROMP, BEV is built for one input size: its bird's-eye branch folds the image rows
+    into channels, so the layer widths depend on the map size (S / 4). The official weights
+    are for 512; other sizes (e.g. 256 for CPU training) need weights trained at that size.
+    """
+
+    def __init__(self, backbone: nn.Module, input_size: int = OFFICIAL_INPUT_SIZE) -> None:
         super().__init__()
+        if input_size % 32 or input_size < 128:
+            raise ValueError(f'BEV input_size={input_size} must be a multiple of 32, >= 128')
         self.backbone = backbone
+        self.input_size = int(input_size)
+        self.map_size = self.input_size // 4  # 128 at 512
+        self.depth_bins = self.map_size // 2  # 64 at 512
         feat = int(backbone.out_channels)
-        anchors = cam3d_anchors(BEV_FOV_DEG, MAP_SIZE)  # (64,)
+        anchors = cam3d_anchors(BEV_FOV_DEG, self.map_size)  # (D,)
         # Constant but persistent: official BEV.pth files contain it (see checkpoint.py).
-        self.register_buffer('coordmap_3d', coord_maps_3d(anchors, MAP_SIZE))
+        self.register_buffer('coordmap_3d', coord_maps_3d(anchors, self.map_size))
         # A plain CPU float32 attribute, not a buffer: .half() / .to(dtype) must not round it,
         # since cameras are compared with it through an argmin.
         self.cam3d_anchors = anchors
 
         # Depth bin -> embedding added to the sampled features; bin 0 is never sampled.
-        self.position_embeddings = nn.Embedding(MAP_SIZE, _HEAD_CHANNELS, padding_idx=0)
+        self.position_embeddings = nn.Embedding(self.map_size, _HEAD_CHANNELS, padding_idx=0)
         self.transformer = nn.Sequential(
             nn.Linear(_HEAD_CHANNELS, _MLP_HIDDEN), nn.ReLU(inplace=True), nn.Dropout(_DROPOUT),
             nn.Linear(_MLP_HIDDEN, _MLP_HIDDEN), nn.ReLU(inplace=True), nn.Dropout(_DROPOUT),
@@ -113,11 +124,11 @@ class BEVNet(nn.Module):
             *_conv_bn_relu(_BV_CHANNELS, _BV_CHANNELS, 3),
             *_conv_bn_relu(_BV_CHANNELS, _BV_CHANNELS, 1))
         # Each image column becomes a 1D sequence over x whose channels are (feature, row).
-        bv_in = (_BV_CHANNELS + 1 + BEV_CAM_DIM) * MAP_SIZE
+        bv_in = (_BV_CHANNELS + 1 + BEV_CAM_DIM) * self.map_size
         self.bv_out_layers = nn.Sequential(
             BasicBlock1D(bv_in, _BV_HIDDEN),
             BasicBlock1D(_BV_HIDDEN, _BV_HIDDEN),
-            BasicBlock1D(_BV_HIDDEN, DEPTH_BINS * 2))  # depth scores + depth cam offsets
+            BasicBlock1D(_BV_HIDDEN, self.depth_bins * 2))  # depth scores + cam offsets
         self.center_map_refiner = nn.Sequential(BasicBlock3D(1))
         self.cam_map_refiner = nn.Sequential(BasicBlock3D(BEV_CAM_DIM))
 
@@ -126,9 +137,12 @@ class BEVNet(nn.Module):
         return self.forward_maps(images)
 
     def forward_maps(self, images: Tensor) -> BEVMaps:
-        """Run on (B, 512, 512, 3) float RGB 0..255 images; return the dense maps."""
-        x = images_to_input(images, first_conv_weight(self.backbone))  # (B, 3, 512, 512)
-        features = self.backbone(x)  # (B, 32, 128, 128)
+        """Run on (B, S, S, 3) float RGB 0..255 images (S = ``input_size``); dense maps."""
+        if images.shape[1] != self.input_size or images.shape[2] != self.input_size:
+            raise ValueError(f'this BEV was built for {self.input_size}x{self.input_size} '
+                             f'inputs, got {tuple(images.shape[1:3])}')
+        x = images_to_input(images, first_conv_weight(self.backbone))  # (B, 3, S, S)
+        features = self.backbone(x)  # (B, 32, H, W), H = W = S / 4
         batch = features.shape[0]
 
         maps_fv = self.det_head(features)  # (B, 4, 128, 128)
@@ -138,10 +152,10 @@ class BEVNet(nn.Module):
         # Bird's-eye view: fold the image rows into channels and convolve along x.
         img_feats = self.bv_pre_layers(features)  # (B, 16, 128, 128)
         columns = torch.cat([center_fv, cam_offsets, img_feats], dim=1)  # (B, 20, H, W)
-        columns = columns.reshape(batch, -1, MAP_SIZE)  # (B, 20 * H, W)
+        columns = columns.reshape(batch, -1, self.map_size)  # (B, 20 * H, W)
         bv = self.bv_out_layers(columns)  # (B, 128, W), >= 0
-        center_bv = bv[:, :DEPTH_BINS]  # (B, D, W)
-        depth_offsets_bv = bv[:, DEPTH_BINS:]  # (B, D, W)
+        center_bv = bv[:, :self.depth_bins]  # (B, D, W)
+        depth_offsets_bv = bv[:, self.depth_bins:]  # (B, D, W)
 
         # A 3D center is strong where both the image-plane and the depth scores are.
         center_3d = center_fv * center_bv.unsqueeze(2)  # (B, D, H, W)
@@ -170,7 +184,7 @@ class BEVNet(nn.Module):
         The features are read at the cell the camera points at (not at the detected center),
         plus the embedding of the camera's depth bin; all people are processed at once.
         """
-        czyx = cams_to_czyx(cams, self.cam3d_anchors, MAP_SIZE)  # (N, 3)
+        czyx = cams_to_czyx(cams, self.cam3d_anchors, self.map_size)  # (N, 3)
         sampled = param_features[batch_ids, :, czyx[:, 1], czyx[:, 2]]  # (N, 128)
         tokens = sampled + self.position_embeddings(czyx[:, 0]).to(sampled.dtype)  # (N, 128)
         params = self.transformer(tokens)  # (N, 143)

@@ -26,15 +26,18 @@ _BEV_BINS_PER_64 = (2, 25, 3, 2)
 _BEV_MAX_SCALE = 8.0
 
 
-def coord_maps_2d(size: int = 128) -> Tensor:
-    """Return the (1, 2, size, size) CoordConv maps: channel 0 = x, channel 1 = y, in [-1, 1].
+def coord_maps_2d(size: int = 128, width: int | None = None) -> Tensor:
+    """Return the (1, 2, size, width) CoordConv maps: channel 0 = x, channel 1 = y, in [-1, 1].
 
-    Pixel i maps to ``i / (size - 1) * 2 - 1`` so both borders hit exactly -1 and 1.
+    ``width`` defaults to ``size`` (a square map). Pixel i maps to ``i / (n - 1) * 2 - 1`` so
+    both borders hit exactly -1 and 1, whatever the map size.
     """
-    ramp = torch.arange(size, dtype=torch.float32) / (size - 1) * 2 - 1  # (size,)
-    xx = ramp.view(1, 1, 1, size).expand(1, 1, size, size)  # varies along the width
-    yy = ramp.view(1, 1, size, 1).expand(1, 1, size, size)  # varies along the height
-    return torch.cat([xx, yy], dim=1).contiguous()  # (1, 2, size, size)
+    width = size if width is None else width
+    ramp_x = torch.arange(width, dtype=torch.float32) / max(width - 1, 1) * 2 - 1  # (W,)
+    ramp_y = torch.arange(size, dtype=torch.float32) / max(size - 1, 1) * 2 - 1  # (H,)
+    xx = ramp_x.view(1, 1, 1, width).expand(1, 1, size, width)  # varies along the width
+    yy = ramp_y.view(1, 1, size, 1).expand(1, 1, size, width)  # varies along the height
+    return torch.cat([xx, yy], dim=1).contiguous()  # (1, 2, H, W)
 
 
 def cam3d_anchors(fov_deg: float = 60.0, map_size: int = 128) -> Tensor:

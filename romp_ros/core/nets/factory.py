@@ -21,7 +21,8 @@ class ModelSpec:
         checkpoint_file: file name of the official weights.
         params_dim: length of a person's parameter vector (camera + 6D pose + betas).
         betas_dim: shape coefficients (10 SMPL; BEV adds the SMPL-A age offset).
-        map_size: side of the center map the people are detected on.
+        map_size: side of the center map the people are detected on, at the official 512
+            input (S / 8 for ROMP and S / 4 for BEV at another input size S).
     """
 
     name: str
@@ -68,7 +69,8 @@ def model_spec(name: str, backbone: str = 'hrnet32') -> ModelSpec:
 def build_backbone(backbone: str) -> nn.Module:
     """Build a randomly initialised backbone by name.
 
-    Every backbone maps (B, 3, 512, 512) RGB in [-1, 1] to (B, out_channels, 128, 128).
+    Every backbone maps (B, 3, S, S) RGB in [-1, 1] to (B, out_channels, S/4, S/4), S a
+    multiple of 32 (512 officially).
     The non-HRNet modules are imported only when asked for.
     """
     if backbone == 'hrnet32':
@@ -84,19 +86,32 @@ def build_backbone(backbone: str) -> nn.Module:
         f'unknown backbone {backbone!r}; valid backbones: {", ".join(BACKBONE_NAMES)}')
 
 
-def build_model(name: str, backbone: str = 'hrnet32') -> nn.Module:
+def build_model(name: str, backbone: str = 'hrnet32', input_size: int = 512) -> nn.Module:
     """Build ROMP ('romp') or BEV ('bev') with the named backbone, randomly initialised.
+
+    ``input_size`` is the side S of the square input, a multiple of 32 (512 for the official
+    weights). ROMP runs at any such size whatever it was built for; BEV's layers depend on it
+    (see :class:`~romp_ros.core.nets.bev_net.BEVNet`).
 
     Load weights with :func:`romp_ros.core.nets.checkpoint.load_into` (or
     :mod:`romp_ros.testing.seeded_weights` for tests). The model is returned in train mode, as
     torch does; call ``.eval()`` for inference.
     """
     model_spec(name, backbone)  # validates the combination
+    check_input_size(input_size)
     if name == 'romp':
         from romp_ros.core.nets.romp_net import ROMPNet
         return ROMPNet(build_backbone(backbone))
     from romp_ros.core.nets.bev_net import BEVNet
-    return BEVNet(build_backbone(backbone))
+    return BEVNet(build_backbone(backbone), input_size=input_size)
+
+
+def check_input_size(input_size: int) -> int:
+    """Validate a network input side (a multiple of 32 in [128, 1024]); returns it."""
+    if not isinstance(input_size, int) or input_size % 32 or not 128 <= input_size <= 1024:
+        raise ValueError(f'input_size={input_size!r} must be a multiple of 32 in [128, 1024] '
+                         '(512 for the official weights)')
+    return input_size
 
 
 def count_parameters(model: nn.Module) -> ParameterCount:

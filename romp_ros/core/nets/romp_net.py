@@ -18,7 +18,8 @@ ROMP_CAM_DIM = 3
 ROMP_PARAMS_DIM = ROMP_CAM_DIM + ROMP_POSE_DIM + ROMP_BETAS_DIM  # 145
 _HEAD_CHANNELS = 64
 _HEAD_BLOCKS = 2
-# Backbone features are 128x128; the coordinate channels are built for that size.
+# Backbone features are 128x128 at the official 512 input; the coordinate channels are kept
+# for that size and rebuilt for other input sizes (any multiple of 32, e.g. 256 for CPU training).
 _FEATURE_SIZE = 128
 
 
@@ -27,9 +28,10 @@ class ROMPMaps:
     """Raw output maps of :class:`ROMPNet` (before any parsing).
 
     Attributes:
-        center_maps: (B, 1, 64, 64) body-center score, no sigmoid; the reference detects a
-            person where a 5x5 local maximum exceeds 0.25.
-        params_maps: (B, 145, 64, 64) per cell: camera [s_raw, tx, ty], 22 x 6D rotations
+        center_maps: (B, 1, M, M) body-center score, no sigmoid; the reference detects a
+            person where a 5x5 local maximum exceeds 0.25. M = S / 8 for an S x S input
+            (64 at the official 512).
+        params_maps: (B, 145, M, M) per cell: camera [s_raw, tx, ty], 22 x 6D rotations
             (global orientation first), 10 betas. The scale channel is RAW: the camera
             scale is ``1.1 ** s_raw``, which the caller applies after sampling (the
             reference keeps the power outside the graph for TensorRT export).
@@ -101,12 +103,23 @@ class ROMPNet(nn.Module):
         self.register_buffer('coordmaps', coord_maps_2d(_FEATURE_SIZE), persistent=False)
 
     def forward(self, images: Tensor) -> ROMPMaps:
-        """Run on (B, 512, 512, 3) float RGB 0..255 images; return the raw maps."""
-        x = images_to_input(images, first_conv_weight(self.backbone))  # (B, 3, 512, 512)
-        features = self.backbone(x)  # (B, C, 128, 128)
-        coords = self.coordmaps.to(features.dtype).expand(features.shape[0], -1, -1, -1)
-        x = torch.cat([features, coords], dim=1)  # (B, C + 2, 128, 128)
-        params = self.final_layers[1](x)  # (B, 142, 64, 64)
-        center = self.final_layers[2](x)  # (B, 1, 64, 64)
-        cam = self.final_layers[3](x)  # (B, 3, 64, 64), scale channel raw
+        """Run on (B, S, S, 3) float RGB 0..255 images; return the raw (B, *, S/8, S/8) maps.
+
+        S is 512 for the official weights; any multiple of 32 works (e.g. 256 for training on
+        a CPU).
+        """
+        x = images_to_input(images, first_conv_weight(self.backbone))  # (B, 3, S, S)
+        features = self.backbone(x)  # (B, C, S/4, S/4)
+        coords = self._coord_maps(features).expand(features.shape[0], -1, -1, -1)
+        x = torch.cat([features, coords], dim=1)  # (B, C + 2, S/4, S/4)
+        params = self.final_layers[1](x)  # (B, 142, S/8, S/8)
+        center = self.final_layers[2](x)  # (B, 1, S/8, S/8)
+        cam = self.final_layers[3](x)  # (B, 3, S/8, S/8), scale channel raw
         return ROMPMaps(center_maps=center, params_maps=torch.cat([cam, params], dim=1))
+
+    def _coord_maps(self, features: Tensor) -> Tensor:
+        """(1, 2, h, w) CoordConv channels for features of size h x w, in their dtype."""
+        height, width = int(features.shape[-2]), int(features.shape[-1])
+        if tuple(self.coordmaps.shape[-2:]) == (height, width):
+            return self.coordmaps.to(features.dtype)
+        return coord_maps_2d(height, width).to(device=features.device, dtype=features.dtype)
