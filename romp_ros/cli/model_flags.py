@@ -29,6 +29,9 @@ def add_model_flags(parser: argparse.ArgumentParser, *, models_dir_required: boo
                         help="'auto' (CUDA if available), 'cpu' or 'cuda:N'")
     parser.add_argument('--precision', choices=('fp32', 'fp16', 'bf16'), default='fp32',
                         help='network precision on CUDA (post-processing stays fp32)')
+    parser.add_argument('--input-size', type=int, default=None, metavar='S',
+                        help='network input side in pixels (default: the size a `romp-ros '
+                             "train` checkpoint records, else 512, the official weights')")
 
 
 def config_from_args(args: argparse.Namespace, **extra):
@@ -39,4 +42,4 @@ def config_from_args(args: argparse.Namespace, **extra):
         checkpoint=str(args.checkpoint) if args.checkpoint else '',
         models_dir=str(args.models_dir) if args.models_dir else '', device=args.device,
         precision=args.precision, center_thresh=args.center_thresh,
-        max_people=args.max_people, **extra)
+        max_people=args.max_people, input_size=args.input_size, **extra)

@@ -41,8 +41,9 @@ class EstimatorConfig:
         max_people: at most this many people per image (the reference's top-K is 64).
         fov_deg: horizontal and vertical field of view assumed when no intrinsics are given
             (the reference assumes 60 degrees over the padded square image).
-        input_size: side of the square network input, pixels: 512 for the official weights;
-            a multiple of 32 in [128, 1024] for weights trained at another size.
+        input_size: side of the square network input, pixels, a multiple of 32 in
+            [128, 1024]. None: the size a ``romp-ros train`` checkpoint records, else 512
+            (the official weights' size).
         color_order: channel order of the images handed to ``Estimator.predict``.
         compute_verts: whether to return mesh vertices (the joints are always computed).
         bev_nms_thresh: BEV duplicate suppression threshold on normalised 2D pose distance.
@@ -68,7 +69,7 @@ class EstimatorConfig:
     center_thresh: float | None = None
     max_people: int = 64
     fov_deg: float = 60.0
-    input_size: int = 512
+    input_size: int | None = None
     color_order: str = 'rgb'
     compute_verts: bool = True
     bev_nms_thresh: float = 20.0
@@ -98,7 +99,8 @@ class EstimatorConfig:
             raise ConfigError(f'max_people={self.max_people} must be in [1, 64]')
         if not 1.0 <= self.fov_deg <= 179.0:
             raise ConfigError(f'fov_deg={self.fov_deg} must be in [1, 179] degrees')
-        if (not isinstance(self.input_size, int) or self.input_size % 32
+        if self.input_size is not None and (
+                not isinstance(self.input_size, int) or self.input_size % 32
                 or not 128 <= self.input_size <= 1024):
             raise ConfigError(
                 f'input_size={self.input_size!r} must be a multiple of 32 in [128, 1024]; the '

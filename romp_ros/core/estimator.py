@@ -38,7 +38,7 @@ from romp_ros.core.geometry.translation import (
     romp_reference_translation,
     solve_translation_with_intrinsics,
 )
-from romp_ros.core.nets.checkpoint import load_into
+from romp_ros.core.nets.checkpoint import load_into, read_checkpoint
 from romp_ros.core.nets.factory import build_model, model_spec
 from romp_ros.core.nets.inference_opt import optimize_for_inference
 from romp_ros.core.postprocess.bev_filtering import bev_keep_mask
@@ -48,7 +48,7 @@ from romp_ros.core.postprocess.center_parsing import (
     sample_params,
 )
 from romp_ros.core.postprocess.params import apply_cam_scale, unpack_params
-from romp_ros.core.preprocess import check_images, prepare_batch
+from romp_ros.core.preprocess import DEFAULT_INPUT_SIZE, check_images, prepare_batch
 from romp_ros.core.results import CameraIntrinsics, FrameResult
 from romp_ros.core.tiling import merge_windows, plan_windows, window_intrinsics
 
@@ -132,6 +132,7 @@ class Estimator:
             config.precision) if self.device.type == 'cuda' else None
 
         self.body_model = self._load_body_model(config)
+        self.input_size = config.input_size or DEFAULT_INPUT_SIZE
         if model is None:
             model = self._load_network(config)
         model = model.to(self.device).eval()
@@ -167,9 +168,17 @@ class Estimator:
                 f'checkpoint not found: {path}. Download the official weights with '
                 f'`romp-ros download {self.spec.checkpoint_file} --models-dir '
                 f'{path.parent}` (or pass --checkpoint PATH)')
-        model = build_model(config.model, config.backbone, input_size=config.input_size)
-        load_into(model, path)
-        LOG.info('loaded %s/%s weights from %s', config.model, config.backbone, path)
+        state, info = read_checkpoint(path)
+        if info.input_size is not None and config.input_size is None:
+            self.input_size = info.input_size
+        elif info.input_size is not None and info.input_size != config.input_size:
+            LOG.warning('%s was trained at %d px but input_size=%d is configured; results '
+                        'are usually worse away from the training size', path,
+                        info.input_size, config.input_size)
+        model = build_model(config.model, config.backbone, input_size=self.input_size)
+        load_into(model, state)
+        LOG.info('loaded %s/%s weights from %s (input %d px)', config.model, config.backbone,
+                 path, self.input_size)
         return model
 
     # -- body model --------------------------------------------------------------------------
@@ -255,7 +264,7 @@ class Estimator:
                        validated_k: bool = False) -> list[FrameResult]:
         """:meth:`predict` without tiling; ``validated_k``: one checked K (or None) per image."""
         batch = prepare_batch(images, color_order=self.config.color_order,
-                              device=self.device, input_size=self.config.input_size)
+                              device=self.device, input_size=self.input_size)
         sizes = [(int(h), int(w)) for h, w in batch.pad_info[:, 4:6].tolist()]
         per_image_k = (list(intrinsics) if validated_k
                        else self._resolve_intrinsics(intrinsics, sizes))

@@ -148,15 +148,58 @@ def describe_keys(keys: Any) -> str:
 # --------------------------------------------------------------------------- reading
 
 
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a romp_ros training checkpoint records about its network.
+
+    Every field is None when not recorded, as in the official files.
+
+    Attributes:
+        model: 'romp' or 'bev'.
+        backbone: the backbone name.
+        input_size: the square input side the weights were trained at.
+        step: optimizer steps of training.
+    """
+
+    model: str | None = None
+    backbone: str | None = None
+    input_size: int | None = None
+    step: int | None = None
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Tensor], CheckpointInfo]:
+    """:func:`load_checkpoint` plus what the file records about the network, in one read."""
+    path = Path(path)
+    raw = _read_raw(path)
+    state, _ = _normalise(raw, str(path))
+    return state, _info(raw)
+
+
+def _info(raw: Any) -> CheckpointInfo:
+    """The network facts of a ``romp-ros train`` checkpoint (its 'config' entry)."""
+    if not isinstance(raw, Mapping) or not isinstance(raw.get('config'), Mapping):
+        return CheckpointInfo()
+    model = raw['config'].get('model')
+    if not isinstance(model, Mapping):
+        return CheckpointInfo()
+    size = model.get('input_size')
+    step = raw.get('step')
+    return CheckpointInfo(model=model.get('name'), backbone=model.get('backbone'),
+                          input_size=int(size) if isinstance(size, int) else None,
+                          step=int(step) if isinstance(step, int) else None)
+
+
 def _read_state(path: Path) -> tuple[dict[str, Tensor], list[str]]:
+    return _normalise(_read_raw(path), str(path))
+
+
+def _read_raw(path: Path) -> Any:
     if not path.is_file():
         raise CheckpointError(f'checkpoint {path} does not exist. {_FIX}')
     size = path.stat().st_size
     if path.suffix == '.safetensors':
-        raw = _read_safetensors(path, size)
-    else:
-        raw = _read_torch(path, size)
-    return _normalise(raw, str(path))
+        return _read_safetensors(path, size)
+    return _read_torch(path, size)
 
 
 def _read_torch(path: Path, size: int) -> Any:
