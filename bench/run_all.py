@@ -12,7 +12,8 @@ import sys
 
 LOG = logging.getLogger('bench')
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ('param_counts.py', 'pipeline_vs_reference.py', 'tracking_eval.py')
+SCRIPTS = ('param_counts.py', 'pipeline_vs_reference.py', 'tracking_eval.py',
+           'augment_speed.py', 'augment_examples.py')
 
 
 def main() -> int:
