@@ -80,6 +80,9 @@ if ! stamp_ok dev requirements/dev.txt requirements/constraints.txt setup.cfg se
   # simple-romp: the reference implementation, a test-only oracle. Its sdist needs cython and
   # numpy at build time and does not declare them, hence --no-build-isolation.
   "${PIP[@]}" install "${CONSTRAINTS[@]}" --no-build-isolation --no-deps simple-romp
+  # TrackEval (HOTA, IDF1) needs only numpy, scipy and pillow at run time; its declared
+  # dependencies would replace opencv-python-headless with opencv-python
+  "${PIP[@]}" install "${CONSTRAINTS[@]}" --no-deps 'trackeval>=1.3'
   touch "$STAMPS/dev"
 fi
 
@@ -110,6 +113,9 @@ if [ ! -d install/romp_ros ] || newer_sources; then
     --base-paths scripts/ros_deps . \
     --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -G Ninja -DBUILD_TESTING=OFF \
     >build/colcon.log 2>&1 || { tail -50 build/colcon.log >&2; die "colcon build failed (full log: build/colcon.log)"; }
+  # --symlink-install leaves links to deleted or moved sources behind; drop them so that
+  # the install space never serves a module the checkout no longer has
+  find install -xtype l -delete
   touch "$COLCON_STAMP"
 fi
 log "environment ready: source scripts/env.sh"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from romp_ros.train.metrics import mpjpe, pa_mpjpe, procrustes_align, pve
+from romp_ros.evaluation.metrics import mpjpe, pa_mpjpe, procrustes_align, pve
 
 
 def _people(n, j=24, seed=0):

@@ -15,7 +15,7 @@ from romp_ros.core.tracking.smoothing import (
     geodesic_angle,
 )
 from romp_ros.core.tracking.tracker import Tracker, TrackerConfig
-from romp_ros.train.tracking_eval import (
+from romp_ros.testing.tracking_study import (
     jitter_spec,
     jitter_study,
     naive_axis_angle_smoothing,

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 
 from romp_ros.core.tracking import Detections, SmoothingConfig, TrackerConfig
-from romp_ros.synthetic import SCENARIOS, NoiseSpec, generate_sequence, preset
-from romp_ros.train.tracking_eval import (
+from romp_ros.evaluation.tracking_metrics import summarize
+from romp_ros.testing.tracking_study import (
     BaselineConfig,
     ReferenceBaselineTracker,
     RompRosTracker,
     accumulate,
     evaluate_sequences,
-    summarize,
 )
+from romp_ros.synthetic import SCENARIOS, NoiseSpec, generate_sequence, preset
 
 SEEDS = (0, 1)
 _NO_SMOOTHING = TrackerConfig(smoothing=SmoothingConfig.off())

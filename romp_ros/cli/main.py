@@ -16,7 +16,8 @@ from typing import Sequence
 LOG = logging.getLogger('romp_ros.cli')
 
 # Sub-command modules of romp_ros.cli, in the order --help lists them.
-SUBCOMMAND_MODULES = ('infer', 'prepare_models', 'download', 'bench')
+SUBCOMMAND_MODULES = ('infer', 'prepare_models', 'download', 'synth', 'make_bag', 'evaluate',
+                      'bench')
 
 # Error classes whose message is the whole story (shown as one line, without a traceback),
 # as (module, class name); a module that cannot be imported contributes nothing.
@@ -31,6 +32,11 @@ _USER_ERRORS = (
     ('romp_ros.core.download', 'DownloadError'),
     ('romp_ros.core.body.restricted_pickle', 'UnsafePickleError'),
     ('romp_ros.core.body.prepare', 'PrepareError'),
+    ('romp_ros.data.dataset_format', 'DatasetError'),
+    ('romp_ros.synthetic.scenes', 'SceneSpecError'),
+    ('romp_ros.data.bag_writer', 'BagWriteError'),
+    ('romp_ros.core.geometry.camera_model', 'CameraModelError'),
+    ('romp_ros.evaluation.errors', 'EvaluationInputError'),
 )
 
 

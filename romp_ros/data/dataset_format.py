@@ -257,8 +257,11 @@ class DatasetWriter:
     def __enter__(self) -> 'DatasetWriter':
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # an interrupted dataset must not look complete: no dataset.json
+            self._frames.close()
 
     def add(self, image: np.ndarray, people: Sequence[PersonLabel] = (), *,
             camera: CameraLabel | None = None, stamp_ns: int | None = None,

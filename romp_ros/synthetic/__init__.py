@@ -2,8 +2,14 @@
 
 * :mod:`romp_ros.synthetic.body_model`: a synthetic SMPL-family body written in the official
   file formats (the real SMPL files are licence-gated);
-* :mod:`romp_ros.synthetic.sequences`: multi-person sequences with identities, for tracking
-  and smoothing.
+* :mod:`romp_ros.synthetic.poses`: walking gaits and random poses within joint limits;
+* :mod:`romp_ros.synthetic.backgrounds`: procedural textures, photographs, ground planes;
+* :mod:`romp_ros.synthetic.scenes`: rendered multi-person scenes and sequences with ground
+  truth (camera, lens, people, visibility);
+* :mod:`romp_ros.synthetic.dataset`: synthetic datasets in the generic format
+  (``romp-ros synth``);
+* :mod:`romp_ros.synthetic.sequences`: multi-person detection sequences with identities, for
+  tracking and smoothing.
 """
 
 from romp_ros.synthetic.sequences import (

@@ -416,9 +416,18 @@ def _kid_direction(src: _Source, v_template: np.ndarray) -> np.ndarray:
 
 # -- output -----------------------------------------------------------------------------------
 def _save_npz(fh: BinaryIO, arrays: dict[str, Any]) -> None:
-    payload = {k: v for k, v in arrays.items() if k != 'kind'}
-    np.savez(fh, format_version=np.int64(FORMAT_VERSION), kind=np.str_(arrays['kind']),
-             **payload)
+    """Write an .npz (a zip of .npy members) with fixed member dates.
+
+    The same arrays give the same bytes (and manifest hashes) whenever they are written,
+    unlike ``np.savez``, whose members carry the current time.
+    """
+    payload = {'format_version': np.int64(FORMAT_VERSION), 'kind': np.str_(arrays['kind']),
+               **{k: v for k, v in arrays.items() if k != 'kind'}}
+    with zipfile.ZipFile(fh, 'w', zipfile.ZIP_STORED) as archive:
+        for key, value in payload.items():
+            info = zipfile.ZipInfo(f'{key}.npy', date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(info, 'w', force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
 def _atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> str:

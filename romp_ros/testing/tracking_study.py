@@ -1,9 +1,10 @@
-"""Tracking and smoothing evaluation on synthetic sequences.
+"""Tracking and smoothing studies on synthetic sequences (trackers compared on known truth).
 
 * :func:`evaluate_sequences` runs a tracker over :class:`SyntheticSequence` objects and scores it
-  with motmetrics (CLEAR MOT and identity metrics). Ground truth and hypotheses are matched by
-  2D box IoU >= 0.5, the MOTChallenge convention, so the score does not depend on which 3D
-  root estimate a tracker reports (the 3D error of the estimator is the same for everyone).
+  with motmetrics (CLEAR MOT and identity metrics, :mod:`romp_ros.evaluation.tracking_metrics`).
+  Ground truth and hypotheses are matched by 2D box IoU >= 0.5, the MOTChallenge convention, so
+  the score does not depend on which 3D root estimate a tracker reports (the 3D error of the
+  estimator is the same for everyone).
 * :class:`ReferenceBaselineTracker` re-implements the tracking that simple-romp 1.1.4 does for
   ROMP's ``--temporal_optimize``: norfair's tracker on the 2D body centre (a constant-velocity
   Kalman filter per point, greedy nearest-first matching under a Euclidean threshold, a hit
@@ -11,8 +12,8 @@
   There is no 3D, no appearance and no confidence handling.
 * :func:`jitter_study` and :func:`step_lag_s` measure what the One-Euro smoothing buys.
 
-motmetrics' own IoU helper calls ``np.asfarray``, which NumPy 2 removed, so the IoU distance
-matrix is computed here.
+This module generates its sequences with :mod:`romp_ros.synthetic`; the scoring of recorded
+data (:mod:`romp_ros.evaluation.tracking_metrics`) does not depend on it.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ from typing import Protocol
 import motmetrics as mm
 import numpy as np
 
-from romp_ros.core.tracking.association import iou_matrix
 from romp_ros.core.tracking.detections import Detections
 from romp_ros.core.tracking.kalman import RootKalman, RootNoiseModel
 from romp_ros.core.tracking.one_euro import OneEuroFilter, OneEuroParams
 from romp_ros.core.tracking.smoothing import PersonSmoother, SmoothingConfig, geodesic_angle
 from romp_ros.core.tracking.tracker import Tracker, TrackerConfig
+from romp_ros.evaluation.tracking_metrics import MotScores, iou_distances, summarize
 from romp_ros.synthetic.sequences import (
     NoiseSpec,
     SequenceSpec,
@@ -37,11 +38,6 @@ from romp_ros.synthetic.sequences import (
     forward_kinematics,
     generate_sequence,
 )
-
-#: motmetrics metric names reported by :func:`evaluate_sequences`.
-MOT_METRICS = ('mota', 'idf1', 'num_switches', 'num_false_positives', 'num_misses',
-               'mostly_tracked', 'mostly_lost', 'num_unique_objects', 'num_fragmentations',
-               'precision', 'recall', 'num_frames')
 
 
 class HypothesisTracker(Protocol):
@@ -238,46 +234,8 @@ class ReferenceBaselineTracker:
         obj.correct(point, cfg.kalman_r)
 
 
-# -- MOT scoring --------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class MotScores:
-    """CLEAR MOT / identity scores of one sequence or of several pooled ('OVERALL').
-
-    Attributes:
-        mota: multiple object tracking accuracy, 1 - (FN + FP + IDsw) / GT.
-        idf1: identity F1 (share of detections with the globally right identity).
-        id_switches: hypothesis id changes on a ground-truth person.
-        false_positives: hypotheses matched to nobody.
-        misses: ground-truth boxes matched to no hypothesis.
-        mostly_tracked: people covered >= 80% of their life.
-        mostly_lost: people covered < 20% of their life.
-        num_objects: distinct ground-truth people.
-        fragmentations: interruptions of a person's coverage.
-        precision: matched hypotheses / hypotheses.
-        recall: matched ground truth / ground truth.
-        num_frames: frames scored.
-    """
-
-    mota: float
-    idf1: float
-    id_switches: int
-    false_positives: int
-    misses: int
-    mostly_tracked: int
-    mostly_lost: int
-    num_objects: int
-    fragmentations: int
-    precision: float
-    recall: float
-    num_frames: int
-
-
-def _xyxy_iou_distance(gt: np.ndarray, hyp: np.ndarray, min_iou: float) -> np.ndarray:
-    """Motmetrics distances: 1 - IoU, NaN (no match allowed) below ``min_iou``."""
-    iou = iou_matrix(gt, hyp)
-    return np.where(iou >= min_iou, 1.0 - iou, np.nan)
-
+# -- MOT scoring of a tracker ------------------------------------------------------------------
 
 def accumulate(sequence: SyntheticSequence, tracker: HypothesisTracker,
                min_iou: float = 0.5) -> mm.MOTAccumulator:
@@ -286,28 +244,10 @@ def accumulate(sequence: SyntheticSequence, tracker: HypothesisTracker,
     acc = mm.MOTAccumulator(auto_id=True)
     for frame in sequence.frames:
         ids, boxes = tracker.step(frame.detections, frame.stamp_s)
-        dist = _xyxy_iou_distance(frame.gt_bbox, np.asarray(boxes).reshape(-1, 4), min_iou)
+        dist = iou_distances(frame.gt_bbox, np.asarray(boxes).reshape(-1, 4), min_iou)
         acc.update(frame.gt_ids.tolist(), np.asarray(ids).tolist(), dist)
     return acc
 
-
-def summarize(accumulators: Sequence[mm.MOTAccumulator],
-              names: Sequence[str]) -> dict[str, MotScores]:
-    """Scores per accumulator (by name) and pooled over all of them under 'OVERALL'."""
-    summary = mm.metrics.create().compute_many(list(accumulators), metrics=list(MOT_METRICS),
-                                               names=list(names), generate_overall=True)
-    out = {}
-    for name, row in summary.iterrows():
-        out[str(name)] = MotScores(
-            mota=float(row['mota']), idf1=float(row['idf1']),
-            id_switches=int(row['num_switches']),
-            false_positives=int(row['num_false_positives']), misses=int(row['num_misses']),
-            mostly_tracked=int(row['mostly_tracked']), mostly_lost=int(row['mostly_lost']),
-            num_objects=int(row['num_unique_objects']),
-            fragmentations=int(row['num_fragmentations']),
-            precision=float(row['precision']), recall=float(row['recall']),
-            num_frames=int(row['num_frames']))
-    return out
 
 
 def evaluate_sequences(sequences: Sequence[SyntheticSequence], tracker: HypothesisTracker,
