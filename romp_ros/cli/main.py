@@ -16,8 +16,8 @@ from typing import Sequence
 LOG = logging.getLogger('romp_ros.cli')
 
 # Sub-command modules of romp_ros.cli, in the order --help lists them.
-SUBCOMMAND_MODULES = ('infer', 'prepare_models', 'download', 'synth', 'make_bag', 'evaluate',
-                      'bench')
+SUBCOMMAND_MODULES = ('infer', 'prepare_models', 'download', 'synth', 'make_bag', 'train',
+                      'evaluate', 'bench')
 
 # Error classes whose message is the whole story (shown as one line, without a traceback),
 # as (module, class name); a module that cannot be imported contributes nothing.
@@ -37,6 +37,10 @@ _USER_ERRORS = (
     ('romp_ros.data.bag_writer', 'BagWriteError'),
     ('romp_ros.core.geometry.camera_model', 'CameraModelError'),
     ('romp_ros.evaluation.errors', 'EvaluationInputError'),
+    ('romp_ros.train.config', 'TrainConfigError'),
+    ('romp_ros.train.loop', 'TrainingError'),
+    ('romp_ros.train.checkpoints', 'TrainCheckpointError'),
+    ('romp_ros.train.model_setup', 'BackboneWeightsError'),
 )
 
 

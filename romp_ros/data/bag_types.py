@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 PACKAGE = 'romp_ros'
-MESSAGE_NAMES = ('PersonMesh', 'PersonMeshArray', 'BodyModel')
+MESSAGE_NAMES = ('PersonMesh', 'PersonMeshArray', 'BodyModel', 'JobProgress')
 PERSON_MESH_ARRAY = f'{PACKAGE}/msg/PersonMeshArray'
 IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'

@@ -61,7 +61,7 @@ class ParamSpec:
     """
 
     name: str
-    default: bool | int | float | str
+    default: bool | int | float | str | tuple[str, ...]
     description: str
     choices: tuple[str, ...] = ()
     min_value: float | None = None
@@ -72,7 +72,7 @@ class ParamSpec:
 
     @property
     def value_type(self) -> type:
-        """The Python type of the parameter's values."""
+        """The Python type of the parameter's values (tuple: a string array)."""
         return type(self.default)
 
 
@@ -225,12 +225,24 @@ def sanitize_frame_prefix(prefix: str) -> str:
     return text
 
 
-def validate_value(name: str, value: Any) -> str:
-    """Check one parameter value; return '' when valid, else the reason."""
-    spec = PARAMETERS_BY_NAME.get(name)
+def validate_value(name: str, value: Any,
+                   table: Mapping[str, ParamSpec] | None = None) -> str:
+    """Check one parameter value against its spec in ``table`` (default: romp_node's).
+
+    Returns '' when valid, else the reason.
+    """
+    spec = (PARAMETERS_BY_NAME if table is None else table).get(name)
     if spec is None:
         return ''  # not ours (use_sim_time, ...)
     expected = spec.value_type
+    if expected is tuple:
+        # None: an array declared without a value (an empty list has no ROS type)
+        if value is None or (isinstance(value, (list, tuple))
+                             and all(isinstance(v, str) for v in value)):
+            return ''
+        return f'{name} must be a list of strings, got {value!r}'
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
@@ -306,7 +318,8 @@ def _descriptor(spec: ParamSpec):
     )
 
     types = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
-             float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+             float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING,
+             tuple: ParameterType.PARAMETER_STRING_ARRAY}
     constraints = spec.constraints
     if spec.choices:
         constraints = 'one of: ' + ', '.join(spec.choices)
@@ -334,17 +347,31 @@ def declare_parameters(node, specs: Iterable[ParamSpec] = PARAMETERS) -> None:
         rclpy.exceptions.InvalidParameterValueException: a start-up override is invalid (the
             validation callback registered with :func:`make_validation_callback` says why).
     """
+    from rclpy.parameter import Parameter
     for spec in specs:
-        node.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        default = spec.default
+        if isinstance(default, tuple):
+            # an empty list has no type of its own: declare the type, the value stays unset
+            default = list(default) if default else Parameter.Type.STRING_ARRAY
+        node.declare_parameter(spec.name, default, _descriptor(spec))
 
 
 def current_values(node, specs: Iterable[ParamSpec] = PARAMETERS) -> dict[str, Any]:
-    """The node's current values of our parameters."""
-    return {spec.name: node.get_parameter(spec.name).value for spec in specs}
+    """The node's current values of our parameters (string arrays as tuples)."""
+    from rclpy.exceptions import ParameterUninitializedException
+    values = {}
+    for spec in specs:
+        try:
+            value = node.get_parameter(spec.name).value
+        except ParameterUninitializedException:
+            value = spec.default
+        values[spec.name] = tuple(value) if isinstance(spec.default, tuple) else value
+    return values
 
 
 def make_validation_callback(on_accepted: Callable[[dict[str, Any]], None] | None = None,
-                             check_combination: Callable[[dict[str, Any]], str] | None = None):
+                             check_combination: Callable[[dict[str, Any]], str] | None = None,
+                             table: Mapping[str, ParamSpec] | None = None):
     """An ``add_on_set_parameters_callback`` callback that rejects invalid values with a reason.
 
     Args:
@@ -352,13 +379,14 @@ def make_validation_callback(on_accepted: Callable[[dict[str, Any]], None] | Non
             callback, so changes are applied from here).
         check_combination: returns '' when the changes keep the whole parameter set valid
             (e.g. BEV needs the hrnet32 backbone), else the reason to reject them.
+        table: the specs by name (default: romp_node's).
     """
     from rcl_interfaces.msg import SetParametersResult
 
     def callback(parameters) -> SetParametersResult:
         changes = {}
         for param in parameters:
-            reason = validate_value(param.name, param.value)
+            reason = validate_value(param.name, param.value, table)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
             changes[param.name] = param.value

@@ -52,9 +52,12 @@ def cam3d_anchors(fov_deg: float = 60.0, map_size: int = 128) -> Tensor:
     focal = 1.0 / math.tan(math.radians(fov_deg / 2.0))
     segments = []
     start = _BEV_MAX_SCALE
-    for depth, bins_per_64 in zip(_BEV_REFERENCE_DEPTHS, _BEV_BINS_PER_64, strict=True):
+    counts = [int(b / 64.0 * map_size) for b in _BEV_BINS_PER_64]
+    # map sizes that are not multiples of 64 round some segments down; the remainder goes to
+    # the 1-10 m segment so there are always map_size // 2 bins (none at the official 128)
+    counts[1] += map_size // 2 - sum(counts)
+    for depth, n_bins in zip(_BEV_REFERENCE_DEPTHS, counts, strict=True):
         end = focal / depth
-        n_bins = int(bins_per_64 / 64.0 * map_size)
         fractions = np.arange(1, n_bins + 1, dtype=np.float64) / n_bins  # (n_bins,)
         segments.append(start - fractions * (start - end))
         start = end
