@@ -25,6 +25,7 @@ from tqdm import tqdm
 from romp_ros.core.tracking import SmoothingConfig, Tracker, TrackerConfig
 from romp_ros.core.tracking.smoothing import geodesic_angle
 from romp_ros.evaluation.tracking_metrics import MotScores, summarize
+from romp_ros.synthetic import SCENARIOS, generate_sequence, preset
 from romp_ros.testing.tracking_study import (
     accumulate,
     jitter_spec,
@@ -33,7 +34,6 @@ from romp_ros.testing.tracking_study import (
     step_lag_s,
     tracker_factories,
 )
-from romp_ros.synthetic import SCENARIOS, generate_sequence, preset
 
 LOG = logging.getLogger('bench.tracking_eval')
 BEGIN = '<!-- tracking-results:begin -->'

@@ -176,3 +176,33 @@ def test_existing_output_and_bad_options_are_refused(dataset, tmp_path):
     with pytest.raises(BagWriteError, match='storage'):
         write_dataset_bag(dataset, tmp_path / 'b', storage='rosbag1', progress=False)
     assert not (tmp_path / 'b').exists()
+
+
+def test_make_bag_from_a_3dpw_folder(tmp_path, models_dir):
+    """`romp-ros make-bag` reads any loader's format: a 3DPW folder becomes a bag whose ground
+    truth equals what the 3DPW loader reads, frame by frame."""
+    import subprocess
+    import sys
+
+    from test_loaders import _write_3dpw
+
+    from romp_ros.core.body.smpl import BodyModel
+    from romp_ros.data.threedpw import open_3dpw
+    _write_3dpw(tmp_path / 'pw3d', BodyModel.from_models_dir(models_dir))
+    bag = tmp_path / 'pw3d.mcap'
+    result = subprocess.run([sys.executable, '-m', 'romp_ros.cli', '--quiet', 'make-bag',
+                             str(tmp_path / 'pw3d'), str(bag), '--models-dir', str(models_dir)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    source = open_3dpw(tmp_path / 'pw3d', models_dir=models_dir)
+    topics = _read(bag)
+    people = [msg for _, msg in topics['/ground_truth/people']]
+    assert len(people) == len(source) == len(topics['/camera/image'])
+    for msg, frame in zip(people, source.frames, strict=True):
+        assert len(msg.people) == len(frame.people)
+        for person, label in zip(msg.people, frame.people, strict=True):
+            joints = np.array([[p.x, p.y, p.z] for p in person.joints_3d])
+            assert np.allclose(joints, label.joints_3d, atol=1e-4)
+            assert np.allclose(person.translation.z, label.translation[2], atol=1e-4)
+    infos = [msg for _, msg in topics['/camera/camera_info']]
+    assert infos[0].k[0] == 60.0 and infos[0].width == 64

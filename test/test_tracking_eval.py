@@ -7,6 +7,7 @@ import pytest
 
 from romp_ros.core.tracking import Detections, SmoothingConfig, TrackerConfig
 from romp_ros.evaluation.tracking_metrics import summarize
+from romp_ros.synthetic import SCENARIOS, NoiseSpec, generate_sequence, preset
 from romp_ros.testing.tracking_study import (
     BaselineConfig,
     ReferenceBaselineTracker,
@@ -14,7 +15,6 @@ from romp_ros.testing.tracking_study import (
     accumulate,
     evaluate_sequences,
 )
-from romp_ros.synthetic import SCENARIOS, NoiseSpec, generate_sequence, preset
 
 SEEDS = (0, 1)
 _NO_SMOOTHING = TrackerConfig(smoothing=SmoothingConfig.off())

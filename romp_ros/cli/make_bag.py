@@ -9,24 +9,26 @@ from pathlib import Path
 LOG = logging.getLogger(__name__)
 
 
-def open_labelled_dataset(path: Path):
-    """The dataset at ``path`` as an object with the ``LabelledFrames`` members.
+def open_labelled_dataset(path: Path, *, format: str = 'auto', split: str = '',
+                          models_dir: Path | None = None):
+    """The dataset at ``path``, in any format of :mod:`romp_ros.data.sources`.
 
-    Extension point: a loader for another on-disk format (e.g. 3DPW) adds its check here and
-    returns its reader; anything with ``info``, ``len``, indexing and ``load_image`` works
-    (``romp_ros.data.bag_writer.LabelledFrames``).
+    A generic dataset folder, a 3DPW folder (sequenceFiles/, imageFiles/), a COCO-style JSON,
+    ... all give the same frame records (``romp_ros.data.bag_writer.LabelledFrames``).
 
     Raises:
-        DatasetError: not a folder in a known format.
+        DatasetError: not a dataset in a known format (the message says what was found).
     """
-    from romp_ros.data.dataset_format import GenericDataset
-    return GenericDataset(path)
+    from romp_ros.data.sources import SourceSpec, open_source
+    return open_source(SourceSpec(path=str(path), format=format, split=split,
+                                  models_dir=str(models_dir) if models_dir else ''))
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the sub-command; returns the exit status."""
     from romp_ros.data.bag_writer import write_dataset_bag
-    dataset = open_labelled_dataset(Path(args.dataset).expanduser())
+    dataset = open_labelled_dataset(Path(args.dataset).expanduser(), format=args.format,
+                                    split=args.split, models_dir=args.models_dir)
     skipped = getattr(dataset, 'skipped', None)
     if skipped is not None and skipped.total:
         LOG.warning('%s: %d unusable rows skipped: %s', args.dataset, skipped.total,
@@ -49,10 +51,21 @@ def add_parser(sub) -> None:
                     'sensor_msgs/Image (or CompressedImage), sensor_msgs/CameraInfo and the '
                     'ground truth as romp_ros/PersonMeshArray, all with the same header stamp '
                     'per frame. No ROS installation is needed (rosbags).')
-    p.add_argument('dataset', type=Path, metavar='DATASET_DIR', help='the dataset folder')
+    p.add_argument('dataset', type=Path, metavar='DATASET_DIR',
+                   help='the dataset: a folder in the generic format, a 3DPW folder, ... '
+                        '(see --format)')
     p.add_argument('out_bag', type=Path, metavar='OUT_BAG',
                    help='the bag to create: a rosbag2 folder, or a single .mcap / .db3 file; '
                         'must not exist')
+    p.add_argument('--format', default='auto',
+                   help="the dataset's format: auto (detected), generic, 3dpw, coco, h36m, "
+                        'mpi_inf_3dhp, muco or agora (docs/datasets.md)')
+    p.add_argument('--split', default='',
+                   help="the split of formats that have several (3DPW: train, validation, "
+                        "test; default 'train')")
+    p.add_argument('--models-dir', type=Path, default=None,
+                   help='prepared body models: 3DPW and AGORA need them for the SMPL '
+                        'translations')
     p.add_argument('--compressed', action='store_true',
                    help='sensor_msgs/CompressedImage on <image-topic>/compressed')
     p.add_argument('--compression', choices=('jpeg', 'png'), default='jpeg',

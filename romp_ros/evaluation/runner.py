@@ -198,8 +198,10 @@ def _sequences(dataset: GenericDataset) -> list[tuple[str, list[int]]]:
 
 
 def _open_dataset(path: Path | None) -> GenericDataset:
+    """Any dataset format of romp_ros.data.sources (generic folder, 3DPW, COCO-style, ...)."""
+    from romp_ros.data.sources import SourceSpec, open_source
     try:
-        return GenericDataset(path)
+        return open_source(SourceSpec(path=str(path)))
     except DatasetError as err:
         raise EvaluationInputError(str(err)) from err
 

@@ -153,8 +153,8 @@ def render_meshes(verts: np.ndarray | torch.Tensor, faces: np.ndarray | torch.Te
             out-of-range faces, unusable K, image size, alpha, near or supersample, more than
             32767 meshes.
 
-    Memory: roughly 100 bytes per rendered (sub-)pixel plus ~60 MB of work buffers at most;
-    not differentiable (runs under ``torch.no_grad``).
+    Memory: about 30 bytes per (sub-)pixel, 150 per covered one, and at most ~60 MB of work
+    buffers. Not differentiable (runs under ``torch.no_grad``).
     """
     fx, fy, cx, cy = intrinsics_tuple(k)
     size = _image_size(image_size)

@@ -12,10 +12,10 @@ Why ``tol`` = 3 cm by default: depth is sampled at the pixel centre, not at the 
 exact projection, so on a sloped surface the stored depth differs from the surface depth at
 the point by up to slope x half a pixel (a few millimetres for people beyond 1 m at
 typical focal lengths, more at grazing angles); float error adds micrometres. 3 cm absorbs
-that while an occluding person (whose surface is at least a limb's radius, >= 3 cm, in front
-of anything it hides) still hides the point. With ``self_occlusion=True`` (surface points
-such as vertices), a vertex on the visible side matches the stored depth within the same
-margin, while one on the far side of a limb or torso sits >= 5 cm behind it.
+that, while a person in front still hides the point: only a surface less than 3 cm in front
+of it (a hand resting on someone's shoulder) does not. With ``self_occlusion=True`` (surface
+points such as vertices), a vertex on the visible side matches the stored depth within the
+same margin, while one on the far side of a limb or torso typically sits 5 cm or more behind.
 """
 
 from __future__ import annotations
