@@ -137,6 +137,12 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
             raise ConfigMappingError(f'{where}: expected an integer, got {value!r}')
         return value
     if hint is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads 1e-4 (no dot) as a string; users write it that way
+            try:
+                return float(value)
+            except ValueError:
+                raise ConfigMappingError(f'{where}: expected a number, got {value!r}') from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigMappingError(f'{where}: expected a number, got {value!r}')
         return float(value)

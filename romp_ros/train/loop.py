@@ -44,7 +44,12 @@ from romp_ros.train.distributed import (
     shutdown_distributed,
 )
 from romp_ros.train.losses import CountSync
-from romp_ros.train.model_setup import build_optimizer, build_training_model, freeze_batchnorm
+from romp_ros.train.model_setup import (
+    batchnorm_eval,
+    build_optimizer,
+    build_training_model,
+    freeze_batchnorm,
+)
 from romp_ros.train.run_log import RunLog
 from romp_ros.train.schedule import build_scheduler
 from romp_ros.train.training_data import build_training_data, load_label_body_model
@@ -143,10 +148,12 @@ def _train(config: TrainConfig, run_dir: Path, ctx: DistributedContext, *, resum
     except ValueError as err:
         raise TrainingError(str(err)) from err
 
+    data = build_training_data(config)  # bad data is the likeliest mistake: report it first
+    body_model = load_label_body_model(config).to(ctx.device)
     _seed_everything(config.seed)
     model = build_training_model(config.model).to(ctx.device)
-    body_model = load_label_body_model(config).to(ctx.device)
-    data = build_training_data(config)
+    if config.model.freeze_batchnorm:
+        freeze_batchnorm(model)  # before DDP: its gradient hooks see the frozen parameters
     from romp_ros.train.criterion import Criterion
     sync = (CountSync(lambda t: all_reduce_sum(t, ctx), ctx.world_size)
             if ctx.is_distributed else None)
@@ -257,7 +264,7 @@ def _train_step(net, model, criterion, batch: TrainingBatch, optimizer, schedule
                 step: int) -> dict[str, float]:
     net.train()
     if config.model.freeze_batchnorm:
-        freeze_batchnorm(model)
+        batchnorm_eval(model)  # train() switched them back
     with autocast:
         output = criterion(net, batch)
     total = output.total.float()
@@ -324,6 +331,15 @@ class _Interval:
 
 def _save(path: Path, model, optimizer, scheduler, scaler, step: int, config: TrainConfig,
           best: dict | None, ctx: DistributedContext) -> None:
+    # DDP keeps the parameters equal on every rank, so every rank reaches the same verdict
+    bad = [name for name, param in model.named_parameters()
+           if not bool(torch.isfinite(param).all())]
+    if bad:
+        raise TrainingDivergedError(
+            f'the parameters became non-finite in step {step} ({len(bad)} tensors, e.g. '
+            f'{bad[0]}); training stopped and nothing was saved for that step: the last good '
+            'state is checkpoints/last.pth. Lower optim.lr or optim.weight_decay, then '
+            '--resume')
     if ctx.is_main:
         save_training_checkpoint(path, model_state=model.state_dict(), optimizer=optimizer,
                                  scheduler=scheduler, scaler=scaler, step=step,

@@ -275,7 +275,10 @@ def pa_joints_3d_loss(pred: torch.Tensor, target: torch.Tensor,
     weight = labelled.float()  # (N, J)
     count = weight.sum(-1)  # (N,)
     with torch.no_grad():
-        scale, rotation, shift = _similarity_transform(pred.detach(), tgt, weight)
+        # a diverged prediction must give a NaN loss (which stops the run cleanly), not an
+        # SVD error: the transform is solved on finite stand-ins, the loss on the prediction
+        finite = torch.nan_to_num(pred.detach(), nan=0.0, posinf=0.0, neginf=0.0)
+        scale, rotation, shift = _similarity_transform(finite, tgt, weight)
     aligned = scale[:, None, None] * pred @ rotation.transpose(1, 2) + shift[:, None]
     dist = torch.linalg.vector_norm(aligned - tgt, dim=-1)  # (N, J)
     per_person = (dist * weight).sum(-1) / count.clamp(min=1)

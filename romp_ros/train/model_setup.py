@@ -102,13 +102,21 @@ def load_imagenet_backbone(backbone: nn.Module, name: str, path: Path) -> None:
 def freeze_batchnorm(model: nn.Module) -> None:
     """Put every BatchNorm in inference mode and stop its affine parameters' gradients.
 
-    Call after each ``model.train()``: train() would switch them back.
+    Call once, before the optimizer and DDP are built; then :func:`batchnorm_eval` after each
+    ``model.train()``, which would switch the layers back to batch statistics.
     """
+    batchnorm_eval(model)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            for param in module.parameters():
+                param.requires_grad_(False)
+
+
+def batchnorm_eval(model: nn.Module) -> None:
+    """Every BatchNorm of ``model`` uses (and keeps) its running statistics."""
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.eval()
-            for param in module.parameters():
-                param.requires_grad_(False)
 
 
 def optimizer_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -138,10 +138,10 @@ class BEVNet(nn.Module):
 
     def forward_maps(self, images: Tensor) -> BEVMaps:
         """Run on (B, S, S, 3) float RGB 0..255 images (S = ``input_size``); dense maps."""
-        if images.shape[1] != self.input_size or images.shape[2] != self.input_size:
-            raise ValueError(f'this BEV was built for {self.input_size}x{self.input_size} '
-                             f'inputs, got {tuple(images.shape[1:3])}')
         x = images_to_input(images, first_conv_weight(self.backbone))  # (B, 3, S, S)
+        if x.shape[2] != self.input_size or x.shape[3] != self.input_size:
+            raise ValueError(f'this BEV was built for {self.input_size}x{self.input_size} '
+                             f'inputs, got {tuple(x.shape[2:])}')
         features = self.backbone(x)  # (B, 32, H, W), H = W = S / 4
         batch = features.shape[0]
 
