@@ -40,14 +40,14 @@ IMAGES = REPO / 'docs' / 'images'
 
 def romp_ros(*args: str) -> None:
     """Run `python -m romp_ros.cli ARGS` (progress bars on stderr)."""
-    cmd = [sys.executable, '-m', 'romp_ros.cli', *map(str, args)]
+    cmd = [sys.executable, '-m', 'romp_ros.cli', '--quiet', *map(str, args)]
     LOG.info('$ romp-ros %s', ' '.join(map(str, args)))
     subprocess.run(cmd, check=True)
 
 
 def make_datasets(root: Path, size: int, train_frames: int, val_frames: int) -> tuple[Path, Path]:
     common = ['--people', '1-4', '--size', f'{size}x{size}', '--distance', '2-10',
-              '--distortion-prob', '0', '--image-format', 'jpg', '--quiet']
+              '--distortion-prob', '0', '--image-format', 'jpg']
     train, val = root / 'synth_train', root / 'synth_val'
     if not (train / 'dataset.json').exists():
         romp_ros('synth', '--out', train, '--frames', train_frames, '--seed', 0,
@@ -76,7 +76,7 @@ def evaluate(checkpoint: Path, val: Path, out: Path, backbone: str, device: str,
              thresh: float | None) -> dict:
     args = ['evaluate', '--dataset', val, '--checkpoint', checkpoint, '--models-dir',
             val / 'body_model', '--model', 'romp', '--backbone', backbone, '--device', device,
-            '--out', out, '--quiet']
+            '--out', out]
     if thresh is not None:
         args += ['--center-thresh', str(thresh)]
     romp_ros(*args)

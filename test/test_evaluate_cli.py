@@ -240,3 +240,23 @@ def test_without_matplotlib_the_report_says_so(tmp_path, monkeypatch, truth):
     assert report['frames']['scored'] == 3
     assert not list(tmp_path.glob('*.png'))
     assert 'Plots skipped' in (tmp_path / 'report.md').read_text()
+
+
+def test_a_model_that_finds_nobody_still_gets_its_report_and_plots(tmp_path, truth):
+    """Every ground-truth person missed (an untrained network): all plots drawn, recall 0."""
+    from romp_ros.evaluation import EvaluationSession, write_report
+    from romp_ros.evaluation.people import FramePeople
+    session = EvaluationSession()
+    for frame in truth[:5]:
+        session.add_ground_truth(frame.stamp_ns, frame)
+        nobody = FramePeople(frame.stamp_ns, frame.joint_names,
+                             np.zeros((0, len(frame.joint_names), 3)),
+                             np.zeros((0, len(frame.joint_names), 2)), np.zeros((0, 4)),
+                             np.zeros(0, np.int64), np.zeros(0))
+        session.add_prediction(frame.stamp_ns, nobody)
+    write_report(session.finish(), tmp_path)
+    report = json.loads((tmp_path / 'report.json').read_text())
+    assert report['frames']['scored'] == 5
+    assert report['people']['matched'] == 0 and report['people']['missed'] > 0
+    assert report['detection']['recall'] == 0.0
+    assert sorted(p.name for p in tmp_path.glob('*.png')) == sorted(PLOTS)

@@ -254,6 +254,8 @@ def _track_timeline(plt: Any, report: Report) -> Any:
                        marker='|', linewidths=0.8)
             # label each run of one predicted id with that id (a new label = an id change)
             pred_ids = people['pred_id'][sel][hit]
+            if not pred_ids.size:
+                continue  # never matched: only the grey marks
             starts = np.flatnonzero(np.r_[True, pred_ids[1:] != pred_ids[:-1]])
             for k in starts:
                 ax.text(t[hit][k], row + 0.22, str(pred_ids[k]), fontsize=6,
