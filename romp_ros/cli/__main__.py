@@ -2,4 +2,5 @@
 
 from romp_ros.cli.main import main
 
-raise SystemExit(main())
+if __name__ == '__main__':  # spawned worker processes import this module again: do not rerun
+    raise SystemExit(main())

@@ -197,6 +197,9 @@ def _train(config: TrainConfig, run_dir: Path, ctx: DistributedContext, *, resum
         num_workers=config.data.num_workers, collate_fn=collate_samples, drop_last=True,
         persistent_workers=False, pin_memory=ctx.device.type == 'cuda',
         worker_init_fn=_seed_worker if config.data.num_workers else None,
+        # fresh worker processes: a fork would inherit OpenCV's and OpenMP's thread pools in
+        # whatever state the parent's threads left them (a forked worker can deadlock on them)
+        multiprocessing_context='spawn' if config.data.num_workers else None,
         # its own generator: creating the loader must not draw from the global RNG, or a
         # resumed run (which creates it at step k) would diverge from an uninterrupted one
         generator=torch.Generator().manual_seed(config.seed))
@@ -397,8 +400,8 @@ def _seed_everything(seed: int) -> None:
 
 def _seed_worker(worker_id: int) -> None:
     # Augmentation draws from (seed, epoch, index) generators; this only tidies global RNGs
-    # that third-party code might touch. One OpenCV thread per worker: the workers already
-    # use the cores, and OpenCV's own pool would oversubscribe them.
+    # that third-party code might touch. One OpenCV thread per worker (a fresh, spawned
+    # process): the workers already use the cores, OpenCV's own pool would oversubscribe them.
     import cv2
     cv2.setNumThreads(1)
     seed = torch.initial_seed() % 2**32
