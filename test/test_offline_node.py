@@ -148,7 +148,7 @@ def synthetic(tmp_path_factory):
     from romp_ros.data.bag_writer import write_dataset_bag
     from romp_ros.data.dataset_format import GenericDataset
     from romp_ros.synthetic.dataset import write_synthetic_dataset
-    from romp_ros.synthetic.scenes import SceneSpec
+    from romp_ros.synthetic.scene_spec import SceneSpec
     root = tmp_path_factory.mktemp('offline')
     spec = SceneSpec(width=320, height=240, people=(1, 2), distance_m=(2.5, 6.0),
                      distortion_prob=0.0, supersample=1, sequence=True, fps=5.0)

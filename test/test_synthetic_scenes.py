@@ -14,13 +14,8 @@ import torch
 
 from romp_ros.core.body.model_files import MANIFEST_NAME, MODEL_FILE_NAMES
 from romp_ros.synthetic import backgrounds, poses
-from romp_ros.synthetic.scenes import (
-    MAX_AGE_OFFSET,
-    SceneGenerator,
-    SceneSpec,
-    SceneSpecError,
-    body_model_for_scenes,
-)
+from romp_ros.synthetic.scene_spec import SceneSpec, SceneSpecError
+from romp_ros.synthetic.scenes import MAX_AGE_OFFSET, SceneGenerator, body_model_for_scenes
 
 W, H = 128, 96
 

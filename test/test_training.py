@@ -30,7 +30,7 @@ LOG_KEYS = {'step', 'loss', 'lr', 'images_per_s', 'world_size'}
 def dataset(tmp_path_factory) -> Path:
     """12 synthetic 128 x 128 renders with one or two people, pinhole cameras."""
     from romp_ros.synthetic.dataset import write_synthetic_dataset
-    from romp_ros.synthetic.scenes import SceneSpec
+    from romp_ros.synthetic.scene_spec import SceneSpec
     out = tmp_path_factory.mktemp('train_data') / 'synth'
     spec = SceneSpec(width=128, height=128, people=(1, 2), distance_m=(2.0, 7.0),
                      distortion_prob=0.0, supersample=1)

@@ -15,7 +15,7 @@ def parse_range(flag: str, text: str, kind: type = float) -> tuple:
     Raises:
         SceneSpecError: naming the flag, when malformed or MIN > MAX.
     """
-    from romp_ros.synthetic.scenes import SceneSpecError
+    from romp_ros.synthetic.scene_spec import SceneSpecError
     example = '1-6' if kind is int else '1.5-20'
     parts = text.split('-')
     try:
@@ -34,7 +34,7 @@ def parse_range(flag: str, text: str, kind: type = float) -> tuple:
 
 def parse_size(text: str) -> tuple[int, int]:
     """'WxH' -> (width, height); SceneSpecError if malformed or not positive."""
-    from romp_ros.synthetic.scenes import SceneSpecError
+    from romp_ros.synthetic.scene_spec import SceneSpecError
     try:
         width, height = (int(v) for v in text.lower().split('x'))
     except ValueError:
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from romp_ros.data.bag_writer import BagWriteError, write_dataset_bag
     from romp_ros.data.dataset_format import GenericDataset
     from romp_ros.synthetic.dataset import write_synthetic_dataset
-    from romp_ros.synthetic.scenes import SceneSpec
+    from romp_ros.synthetic.scene_spec import SceneSpec
 
     width, height = parse_size(args.size)
     spec = SceneSpec(

@@ -31,12 +31,8 @@ from romp_ros.data.dataset_format import (
     DatasetInfo,
     DatasetWriter,
 )
-from romp_ros.synthetic.scenes import (
-    SceneGenerator,
-    SceneSpec,
-    body_model_for_scenes,
-    torch_device,
-)
+from romp_ros.synthetic.scene_spec import SceneSpec
+from romp_ros.synthetic.scenes import SceneGenerator, body_model_for_scenes, torch_device
 
 LOG = logging.getLogger(__name__)
 

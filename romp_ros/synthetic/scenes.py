@@ -32,7 +32,7 @@ view); track ids stay constant. Every random draw comes from generators seeded b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import logging
 import math
 from typing import Iterator
@@ -57,145 +57,25 @@ from romp_ros.data.dataset_format import (
     PersonLabel,
 )
 from romp_ros.synthetic import backgrounds, poses
+from romp_ros.synthetic.appearance import BodyParts, sample_clothes, sample_light
+from romp_ros.synthetic.scene_camera import (
+    CameraMount,
+    LensWarp,
+    half_fov,
+    in_view,
+    sample_camera,
+    sample_mount,
+)
+from romp_ros.synthetic.scene_spec import SceneSpec, SceneSpecError
 
 LOG = logging.getLogger(__name__)
 
 MAX_AGE_OFFSET = 0.8  # above it BEV switches to the SMIL infant model; children stay below
 _MIN_SEPARATION_M = 0.7  # between two people's pelvises on the ground
-_CANVAS_FACTOR = 2.5  # the lens canvas is at most this many times the image size per side
-_CANVAS_MARGIN_PX = 2
-_CORNER_RADIUS_MARGIN = 1.3  # the lens must be one-to-one this far beyond the image corners
 
 
-class SceneSpecError(ValueError):
-    """An unusable scene specification; the message names the field and the fix."""
 
 
-@dataclass(frozen=True)
-class SceneSpec:
-    """What synthetic scenes to make.
-
-    All ranges are (min, max), sampled uniformly unless stated.
-
-    Attributes:
-        width, height: image size, pixels.
-        people: (min, max) people per frame (per sequence with ``sequence``); min may be 0.
-        distance_m: horizontal distance of people from the camera, metres (log-uniform).
-        hfov_deg: horizontal field of view, degrees (of the pinhole, or the fisheye's angle).
-        camera_height_m: camera height above the ground, metres.
-        camera_pitch_deg: downward tilt of the camera, degrees (negative looks up).
-        camera_roll_deg: largest roll about the optical axis, degrees.
-        distortion_prob: share of cameras with lens distortion.
-        fisheye_share: share of the distorted cameras that are equidistant fisheyes (the rest:
-            70 % plumb_bob, 30 % rational_polynomial).
-        child_prob: share of children (SMPL-A age offset 0.3-0.8; needs the 'smpla' model).
-        walking_prob: share of people walking (the others stand).
-        speed_m_s: walking speeds, m/s.
-        pose_noise: strength of random joint rotations (0 = pure gait, 1 = a sixth of each
-            joint's range as standard deviation).
-        photo_prob: share of photographic backgrounds (else procedural textures).
-        ground_prob: share of backgrounds with a textured ground plane below the horizon.
-        pattern_prob: share of people whose shirts are striped (else plain colours).
-        blur_prob: share of images with focus blur (Gaussian, sigma up to ``max_blur_px``).
-        max_blur_px: largest focus blur sigma, pixels.
-        motion_blur_prob: share of images with linear motion blur (3-9 px).
-        noise_sigma: largest sensor noise standard deviation, grey levels (0..255).
-        lighting_strength: scale of the exposure / contrast / colour variation (0 = none).
-        supersample: render sub-samples per pixel side (anti-aliased edges; cost ~ s^2).
-        sequence: consecutive frames form sequences (see the module docstring).
-        sequence_length: frames per sequence (0: all frames form one sequence).
-        fps: frame rate of sequences (stamps, motion).
-        min_visible_pixels: people with fewer rendered pixels are not labelled.
-    """
-
-    width: int = 512
-    height: int = 512
-    people: tuple[int, int] = (1, 6)
-    distance_m: tuple[float, float] = (1.5, 20.0)
-    hfov_deg: tuple[float, float] = (40.0, 100.0)
-    camera_height_m: tuple[float, float] = (0.5, 2.5)
-    camera_pitch_deg: tuple[float, float] = (-5.0, 20.0)
-    camera_roll_deg: float = 3.0
-    distortion_prob: float = 0.3
-    fisheye_share: float = 0.25
-    child_prob: float = 0.15
-    walking_prob: float = 0.7
-    speed_m_s: tuple[float, float] = (0.4, 1.8)
-    pose_noise: tuple[float, float] = (0.1, 0.7)
-    photo_prob: float = 0.5
-    ground_prob: float = 0.6
-    pattern_prob: float = 0.4
-    blur_prob: float = 0.3
-    max_blur_px: float = 1.5
-    motion_blur_prob: float = 0.1
-    noise_sigma: float = 4.0
-    lighting_strength: float = 1.0
-    supersample: int = 2
-    sequence: bool = False
-    sequence_length: int = 0
-    fps: float = 15.0
-    min_visible_pixels: int = 8
-
-    def __post_init__(self) -> None:
-        def fail(text: str) -> None:
-            raise SceneSpecError(text)
-
-        if not (16 <= self.width <= 8192 and 16 <= self.height <= 8192):
-            fail(f'image size {self.width}x{self.height} must be 16..8192 pixels per side')
-        lo, hi = self.people
-        if not 0 <= lo <= hi <= 64:
-            fail(f'people={self.people} must be (min, max) with 0 <= min <= max <= 64')
-        self._check_range('distance_m', 0.5, 200.0)
-        self._check_range('hfov_deg', 10.0, 150.0)
-        self._check_range('camera_height_m', 0.05, 20.0)
-        self._check_range('camera_pitch_deg', -45.0, 60.0)
-        self._check_range('speed_m_s', 0.0, 5.0)
-        self._check_range('pose_noise', 0.0, 1.0)
-        if self.hfov_deg[1] > 120.0 and self.distortion_prob * self.fisheye_share < 1.0:
-            fail(f'hfov_deg up to {self.hfov_deg[1]} needs fisheye lenses only: set '
-                 'distortion_prob and fisheye_share to 1, or keep hfov_deg <= 120')
-        for name in ('distortion_prob', 'fisheye_share', 'child_prob', 'walking_prob',
-                     'photo_prob', 'ground_prob', 'pattern_prob', 'blur_prob',
-                     'motion_blur_prob'):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                fail(f'{name}={value} must be a probability in [0, 1]')
-        for name in ('camera_roll_deg', 'max_blur_px', 'noise_sigma', 'lighting_strength'):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0.0):
-                fail(f'{name}={value} must be a non-negative number')
-        if not (isinstance(self.supersample, int) and 1 <= self.supersample <= 4):
-            fail(f'supersample={self.supersample} must be an integer 1..4')
-        if not (math.isfinite(self.fps) and self.fps > 0):
-            fail(f'fps={self.fps} must be positive')
-        if self.sequence_length < 0:
-            fail(f'sequence_length={self.sequence_length} must be >= 0 (0: one sequence)')
-        if self.min_visible_pixels < 1:
-            fail(f'min_visible_pixels={self.min_visible_pixels} must be >= 1')
-
-    def _check_range(self, name: str, low: float, high: float) -> None:
-        value = getattr(self, name)
-        if (len(value) != 2 or not all(math.isfinite(v) for v in value)
-                or not low <= value[0] <= value[1] <= high):
-            raise SceneSpecError(f'{name}={value} must be (min, max) with {low} <= min <= max '
-                                 f'<= {high}')
-
-
-@dataclass(frozen=True)
-class CameraMount:
-    """Where the camera sits over the ground.
-
-    ``height_m`` above the ground, pitched down by ``pitch`` and rolled by ``roll`` (radians);
-    see :func:`romp_ros.synthetic.poses.camera_from_level`.
-    """
-
-    height_m: float
-    pitch: float
-    roll: float
-
-    def cam_from_level(self) -> np.ndarray:
-        """(3, 3) rotation: level frame (y down, z forward horizontal) -> camera frame."""
-        return poses.camera_from_level(self.pitch, self.roll)
 
 
 @dataclass(frozen=True)
@@ -270,255 +150,7 @@ class SceneFrame:
                            distortion_model=cam.distortion_model, d=cam.d)
 
 
-# --------------------------------------------------------------------------------- camera
 
-def sample_camera(rng: np.random.Generator, spec: SceneSpec) -> CameraModel:
-    """A random camera of the spec: field of view, principal point, maybe a lens.
-
-    A sampled lens is kept only if it is one-to-one to 1.3x beyond the image corners (so
-    every image point has one ray) and, for fisheyes, the corners are under 80 degrees off
-    axis (so a pinhole canvas can cover them); otherwise it is drawn again.
-    """
-    w, h = spec.width, spec.height
-    hfov = math.radians(rng.uniform(*spec.hfov_deg))
-    cx = w / 2.0 + rng.normal(0.0, 0.01 * w)
-    cy = h / 2.0 + rng.normal(0.0, 0.01 * h)
-    aspect = 1.0 + rng.normal(0.0, 0.004)
-    distorted = rng.random() < spec.distortion_prob
-    fisheye = distorted and (rng.random() < spec.fisheye_share or hfov > math.radians(120))
-    rational = rng.random() < 0.3
-    for _ in range(30):
-        if fisheye:
-            d = (rng.uniform(-0.05, 0.08), rng.uniform(-0.03, 0.02), rng.uniform(-0.01, 0.01),
-                 rng.uniform(-0.004, 0.004))
-            theta = hfov / 2.0
-            theta_d = theta * (1 + sum(c * theta ** (2 * i + 2) for i, c in enumerate(d)))
-            f = (w / 2.0) / theta_d
-            cam = CameraModel(w, h, (f, f * aspect, cx, cy), 'equidistant', d)
-        else:
-            f = (w / 2.0) / math.tan(hfov / 2.0)
-            k = (f, f * aspect, cx, cy)
-            if not distorted:
-                return CameraModel(w, h, k)
-            k1 = rng.uniform(-0.35, 0.05)
-            k2 = rng.uniform(0.0, 0.12) if k1 < 0 else rng.uniform(-0.02, 0.02)
-            p1, p2 = rng.normal(0.0, 0.0015, 2)
-            if rational:
-                k4, k5, k6 = rng.uniform(0.0, 1.2), rng.uniform(0.0, 0.3), rng.uniform(0, 0.05)
-                d = (k1 + k4, k2 + k5, p1, p2, k6 + rng.uniform(-0.01, 0.01), k4, k5, k6)
-                cam = CameraModel(w, h, k, 'rational_polynomial', d)
-            else:
-                cam = CameraModel(w, h, k, 'plumb_bob', (k1, k2, p1, p2, 0.0))
-        if _lens_is_usable(cam):
-            return cam
-    LOG.debug('no usable lens drawn in 30 tries; using an ideal pinhole')
-    f = (w / 2.0) / math.tan(min(hfov, math.radians(120)) / 2.0)
-    return CameraModel(w, h, (f, f * aspect, cx, cy))
-
-
-def _border_pixels(width: int, height: int, per_side: int = 64) -> np.ndarray:
-    """(4 * per_side, 2) pixels along the image border, corners included."""
-    t = np.linspace(0.0, 1.0, per_side)
-    top = np.stack([t * width, np.zeros_like(t)], 1)
-    bottom = np.stack([t * width, np.full_like(t, height)], 1)
-    left = np.stack([np.zeros_like(t), t * height], 1)
-    right = np.stack([np.full_like(t, width), t * height], 1)
-    return np.concatenate([top, bottom, left, right])
-
-
-def _corner_extent(cam: CameraModel) -> float:
-    """Largest off-axis extent of the image border: ideal radius, or angle for fisheyes."""
-    rays = cam.pixel_rays(_border_pixels(cam.width, cam.height))
-    if cam.distortion_model == 'equidistant':
-        return float(np.arccos(np.clip(rays[:, 2], -1.0, 1.0)).max())
-    return float(np.hypot(rays[:, 0] / rays[:, 2], rays[:, 1] / rays[:, 2]).max())
-
-
-def _lens_is_usable(cam: CameraModel) -> bool:
-    extent = _corner_extent(cam)
-    if not math.isfinite(extent):
-        return False
-    if cam.distortion_model == 'equidistant' and extent > math.radians(80):
-        return False
-    if not cam.radial_monotonic_up_to(extent * _CORNER_RADIUS_MARGIN):
-        return False
-    # the inverse must reproduce the border (no point beyond the fold-back radius)
-    border = _border_pixels(cam.width, cam.height)
-    back = cam.project(cam.pixel_rays(border))
-    return bool(np.all(np.abs(back - border) < 1e-3))
-
-
-def sample_mount(rng: np.random.Generator, spec: SceneSpec) -> CameraMount:
-    """A random camera height, pitch and roll within the spec."""
-    roll = math.radians(spec.camera_roll_deg)
-    return CameraMount(height_m=float(rng.uniform(*spec.camera_height_m)),
-                       pitch=math.radians(rng.uniform(*spec.camera_pitch_deg)),
-                       roll=float(np.clip(rng.normal(0.0, roll / 2.0), -roll, roll)))
-
-
-@dataclass(frozen=True)
-class LensWarp:
-    """The pinhole canvas a camera's image is rendered on, and the warp through the lens.
-
-    Attributes:
-        camera: the real camera.
-        canvas_k: (fx, fy, cx, cy) of the canvas.
-        canvas_size: (H, W) of the canvas.
-        map_x, map_y: (H, W) float32 ``cv2.remap`` maps, image pixel -> canvas array
-            coordinates; None when the camera is an ideal pinhole (canvas = image).
-        valid_extent: points farther off-axis than this (ideal radius, or angle for fisheyes)
-            cannot be imaged reliably (the lens model folds back there); inf for a pinhole.
-    """
-
-    camera: CameraModel
-    canvas_k: tuple[float, float, float, float]
-    canvas_size: tuple[int, int]
-    map_x: np.ndarray | None
-    map_y: np.ndarray | None
-    valid_extent: float
-
-    @classmethod
-    def for_camera(cls, cam: CameraModel) -> 'LensWarp':
-        """Build the canvas covering everything the lens sees, and the remap tables."""
-        if not cam.is_distorted:
-            return cls(cam, cam.k, (cam.height, cam.width), None, None, math.inf)
-        fx, fy = cam.k[:2]
-        rays = cam.pixel_rays(_border_pixels(cam.width, cam.height, 256))
-        ideal = rays[:, :2] / rays[:, 2:3]
-        (xmin, ymin), (xmax, ymax) = ideal.min(0), ideal.max(0)
-        scale = min(1.0, _CANVAS_FACTOR * cam.width / ((xmax - xmin) * fx),
-                    _CANVAS_FACTOR * cam.height / ((ymax - ymin) * fy))
-        cfx, cfy = fx * scale, fy * scale
-        width = int(math.ceil((xmax - xmin) * cfx)) + 2 * _CANVAS_MARGIN_PX
-        height = int(math.ceil((ymax - ymin) * cfy)) + 2 * _CANVAS_MARGIN_PX
-        k = (cfx, cfy, _CANVAS_MARGIN_PX - xmin * cfx, _CANVAS_MARGIN_PX - ymin * cfy)
-        # every image pixel centre, undistorted, located on the canvas
-        vv, uu = np.mgrid[0:cam.height, 0:cam.width].astype(np.float64) + 0.5
-        xy = cam.undistort_points(cam.to_normalised(np.stack([uu, vv], axis=-1)))
-        map_x = (k[0] * xy[..., 0] + k[2] - 0.5).astype(np.float32)
-        map_y = (k[1] * xy[..., 1] + k[3] - 0.5).astype(np.float32)
-        extent = _corner_extent(cam) * _CORNER_RADIUS_MARGIN
-        return cls(cam, k, (height, width), map_x, map_y, extent)
-
-    def imageable(self, points_cam: np.ndarray) -> np.ndarray:
-        """(...) bool: in front of the lens and within its valid field."""
-        x, y, z = points_cam[..., 0], points_cam[..., 1], points_cam[..., 2]
-        if self.camera.distortion_model == 'equidistant':
-            return np.arctan2(np.hypot(x, y), z) < self.valid_extent
-        with np.errstate(divide='ignore', invalid='ignore'):
-            radius = np.hypot(x, y) / z
-        return (z > 1e-6) & (radius < self.valid_extent)
-
-    def canvas_rays(self) -> np.ndarray:
-        """(H, W, 3) unit rays of the canvas pixel centres, camera frame."""
-        fx, fy, cx, cy = self.canvas_k
-        height, width = self.canvas_size
-        vv, uu = np.mgrid[0:height, 0:width].astype(np.float64) + 0.5
-        rays = np.stack([(uu - cx) / fx, (vv - cy) / fy, np.ones_like(uu)], axis=-1)
-        return rays / np.linalg.norm(rays, axis=-1, keepdims=True)
-
-    def warp(self, image: np.ndarray, interpolation: int) -> np.ndarray:
-        """A canvas-sized array seen through the lens (image-sized)."""
-        if self.map_x is None:
-            return image
-        border = cv2.BORDER_REFLECT if interpolation != cv2.INTER_NEAREST else \
-            cv2.BORDER_CONSTANT
-        return cv2.remap(image, self.map_x, self.map_y, interpolation, borderMode=border,
-                         borderValue=-1)
-
-
-# ------------------------------------------------------------------------------ appearance
-
-# Body parts by the joint that dominates each vertex's skinning weights.
-_PART_OF_JOINT = {
-    0: 'pelvis', 1: 'thigh', 2: 'thigh', 3: 'torso', 4: 'shin', 5: 'shin', 6: 'torso',
-    7: 'shoe', 8: 'shoe', 9: 'torso', 10: 'shoe', 11: 'shoe', 12: 'neck', 13: 'torso',
-    14: 'torso', 15: 'head', 16: 'upper_arm', 17: 'upper_arm', 18: 'forearm', 19: 'forearm',
-    20: 'hand', 21: 'hand', 22: 'hand', 23: 'hand',
-}
-_SKIN_TONES = np.array([[0.98, 0.84, 0.72], [0.92, 0.74, 0.6], [0.8, 0.6, 0.45],
-                        [0.62, 0.44, 0.31], [0.45, 0.3, 0.2], [0.3, 0.2, 0.14]])
-_HAIR_COLOURS = np.array([[0.08, 0.06, 0.05], [0.3, 0.18, 0.1], [0.6, 0.45, 0.25],
-                          [0.75, 0.7, 0.65], [0.45, 0.15, 0.08]])
-
-
-@dataclass(frozen=True)
-class BodyParts:
-    """Per-vertex body-part masks of a body model, for clothing colours.
-
-    Attributes:
-        parts: name -> (V,) bool mask ('hair' is the top and back of the head).
-        height: (V,) rest-pose vertex height, metres (stripes follow it).
-    """
-
-    parts: dict[str, np.ndarray] = field(default_factory=dict)
-    height: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-    @classmethod
-    def of(cls, body: BodyModel) -> 'BodyParts':
-        """Segment the template of ``body`` by dominant skinning joint."""
-        weights = body.lbs_weights.cpu().numpy()  # (V, 24)
-        template = body.v_template.cpu().numpy()  # (V, 3)
-        joints = body.j_regressor.cpu().numpy() @ template  # (24, 3)
-        dominant = weights.argmax(axis=1)
-        parts = {}
-        for name in set(_PART_OF_JOINT.values()):
-            joint_ids = [j for j, p in _PART_OF_JOINT.items() if p == name]
-            parts[name] = np.isin(dominant, joint_ids)
-        head = joints[15]
-        hair = parts['head'] & ((template[:, 1] > head[1] + 0.03)
-                                | ((template[:, 2] < head[2] - 0.02)
-                                   & (template[:, 1] > head[1] - 0.06)))
-        parts['hair'] = hair
-        parts['head'] = parts['head'] & ~hair
-        return cls(parts, template[:, 1].copy())
-
-
-def sample_clothes(rng: np.random.Generator, parts: BodyParts,
-                   pattern_prob: float) -> np.ndarray:
-    """(V, 3) per-vertex colours in [0, 1] of one person's skin, hair and clothes.
-
-    Shirt (maybe striped), trousers and shoes; sleeves and trouser legs long or short.
-    """
-    skin = np.clip(_SKIN_TONES[int(rng.integers(len(_SKIN_TONES)))]
-                   + rng.normal(0.0, 0.03, 3), 0.0, 1.0)
-    hair = np.clip(_HAIR_COLOURS[int(rng.integers(len(_HAIR_COLOURS)))]
-                   + rng.normal(0.0, 0.03, 3), 0.0, 1.0)
-    shirt = backgrounds.random_colour(rng)
-    trousers = backgrounds.random_colour(rng, saturation=(0.0, 0.6), value=(0.1, 0.8))
-    shoes = backgrounds.random_colour(rng, saturation=(0.0, 0.4), value=(0.05, 0.6))
-    long_sleeves = rng.random() < 0.5
-    long_trousers = rng.random() < 0.75
-    striped = rng.random() < pattern_prob
-    stripe_colour = backgrounds.random_colour(rng)
-    stripe_period = rng.uniform(0.04, 0.15)
-    num = parts.height.shape[0]
-    colours = np.tile(skin, (num, 1))
-    p = parts.parts
-    upper = p['torso'] | p['upper_arm'] | (p['forearm'] if long_sleeves else False)
-    lower = p['pelvis'] | p['thigh'] | (p['shin'] if long_trousers else False)
-    shirt_colours = np.tile(shirt, (num, 1))
-    if striped:
-        stripes = (np.sin(2 * math.pi * parts.height / stripe_period) > 0.0)
-        shirt_colours[stripes] = stripe_colour
-    colours[upper] = shirt_colours[upper]
-    colours[lower] = trousers
-    colours[p['shoe']] = shoes
-    colours[p['hair']] = hair
-    return colours
-
-
-def sample_light(rng: np.random.Generator) -> LightSpec:
-    """A directional light from above and mostly in front, with random strengths."""
-    direction = (float(rng.normal(0.0, 0.6)), -float(rng.uniform(0.3, 1.2)),
-                 -float(rng.uniform(0.1, 1.0)))
-    return LightSpec(direction=direction, ambient=float(rng.uniform(0.25, 0.5)),
-                     diffuse=float(rng.uniform(0.45, 0.8)),
-                     specular=float(rng.uniform(0.0, 0.2)),
-                     shininess=float(rng.uniform(8.0, 40.0)))
-
-
-# ------------------------------------------------------------------------------- the people
 
 @dataclass
 class _Walker:
@@ -695,7 +327,7 @@ class SceneGenerator:
         """
         spec = self.spec
         lo, hi = spec.distance_m
-        half_fov = _half_fov(lens)
+        fov_half = half_fov(lens)
         walkers: list[_Walker] = []
         for _ in range(count):
             for _attempt in range(60):
@@ -704,13 +336,13 @@ class SceneGenerator:
                     bearing = math.atan2(front.x, front.z) + rng.normal(0.0, 0.04)
                     dist = math.hypot(front.x, front.z) + rng.uniform(0.8, 4.0)
                 else:
-                    bearing = rng.uniform(-1.1, 1.1) * half_fov
+                    bearing = rng.uniform(-1.1, 1.1) * fov_half
                     dist = math.exp(rng.uniform(math.log(lo), math.log(hi)))
                 if not lo <= dist <= hi:
                     continue
                 x, z = dist * math.sin(bearing), dist * math.cos(bearing)
                 # the first person well inside the image, the others may straddle its edges
-                if not _in_view(lens, mount, x, z, margin=0.1 if walkers else -0.1):
+                if not in_view(lens, mount, x, z, margin=0.1 if walkers else -0.1):
                     continue
                 if any(math.hypot(x - w.x, z - w.z) < _MIN_SEPARATION_M for w in walkers):
                     continue
@@ -723,7 +355,7 @@ class SceneGenerator:
         """Move everyone by one frame; remove people who left, add people who enter."""
         spec = self.spec
         lo, hi = spec.distance_m
-        half_fov = _half_fov(lens)
+        fov_half = half_fov(lens)
         for w in walkers:
             # Ornstein-Uhlenbeck turn rate: smooth paths with bounded curvature
             w.turn_rate += -w.turn_rate * dt / 1.5 + rng.normal(0.0, 0.5) * math.sqrt(dt)
@@ -738,10 +370,10 @@ class SceneGenerator:
             w.z += w.speed * math.cos(w.direction) * dt
         _keep_apart(walkers)
         # people well outside the view (30 % of the image size beyond its edges) have left
-        walkers[:] = [w for w in walkers if _in_view(lens, mount, w.x, w.z, margin=0.3)]
+        walkers[:] = [w for w in walkers if in_view(lens, mount, w.x, w.z, margin=0.3)]
         if len(walkers) < target and rng.random() < 0.8 * dt:
             side = 1.0 if rng.random() < 0.5 else -1.0
-            bearing = side * (half_fov + 0.15)
+            bearing = side * (fov_half + 0.15)
             dist = math.exp(rng.uniform(math.log(lo), math.log(hi)))
             new = self._new_walker(rng, next_id, dist * math.sin(bearing),
                                    dist * math.cos(bearing))
@@ -932,25 +564,6 @@ def torch_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def _half_fov(lens: LensWarp) -> float:
-    """Half the horizontal field of view of a camera (the wider side), radians."""
-    cam = lens.camera
-    rays = cam.pixel_rays(np.array([[0.0, cam.k[3]], [float(cam.width), cam.k[3]]]))
-    return float(np.abs(np.arctan2(rays[:, 0], rays[:, 2])).max())
-
-
-def _in_view(lens: LensWarp, mount: CameraMount, x: float, z: float, margin: float) -> bool:
-    """Whether a body standing at level-frame (x, z) is in view.
-
-    Its middle (0.9 m above the ground) must image inside the image grown by ``margin`` of
-    its size on every side.
-    """
-    point = mount.cam_from_level() @ np.array([x, mount.height_m - 0.9, z])
-    if point[2] <= 0.1 or not lens.imageable(point):
-        return False
-    u, v = lens.camera.project(point)
-    w, h = lens.camera.width, lens.camera.height
-    return bool(-margin * w <= u <= (1 + margin) * w and -margin * h <= v <= (1 + margin) * h)
 
 
 def _keep_apart(walkers: list[_Walker]) -> None:
