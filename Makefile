@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh
 PYTEST_ARGS ?=
 
-.PHONY: help setup build test test-fast lint demo bench clean
+.PHONY: help setup build test test-jazzy test-fast lint demo bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -14,8 +14,16 @@ setup:  ## idempotent: venv, ROS 2 wheels, torch, colcon build (scripts/setup.sh
 
 build: setup  ## alias of setup (the colcon build is part of it)
 
-test: setup  ## the whole suite, as CI runs it (slow suites included)
+# The ROS suites again against ROS 2 Jazzy (scripts/setup_jazzy.sh); ROMP_ROS_JAZZY=0 skips it.
+JAZZY_TESTS = if [ "$${ROMP_ROS_JAZZY:-1}" = 0 ]; then echo 'ROMP_ROS_JAZZY=0: Jazzy pass skipped'; \
+	else source scripts/env_jazzy.sh && pytest -v -m ros --durations=10 $(PYTEST_ARGS); fi
+
+test: setup  ## the whole suite, as CI runs it (slow suites included), then the ROS suites on Jazzy
 	@$(ENV) && pytest -v --durations=25 $(PYTEST_ARGS)
+	@$(JAZZY_TESTS)
+
+test-jazzy: setup  ## only the ROS-marked tests, against the ROS 2 Jazzy wheels
+	@$(JAZZY_TESTS)
 
 test-fast: setup  ## the suite without the slow tests
 	@$(ENV) && pytest -m 'not slow' $(PYTEST_ARGS)
@@ -29,5 +37,5 @@ demo: setup  ## run the main job on a bundled input (see README)
 bench: setup  ## speed, side by side with the reference; writes docs/performance.md
 	@$(ENV) && PYTHONPATH="$(CURDIR)/test:$$PYTHONPATH" python bench/run_all.py
 
-clean:  ## remove the colcon build of this checkout (the venv is kept)
+clean:  ## remove the colcon builds of this checkout (Kilted and Jazzy; the venvs are kept)
 	rm -rf build install log

@@ -12,8 +12,9 @@ import sys
 
 LOG = logging.getLogger('bench')
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ('param_counts.py', 'pipeline_vs_reference.py', 'tracking_eval.py',
-           'augment_speed.py', 'augment_examples.py', 'test_assets_speed.py')
+SCRIPTS = ('param_counts.py', 'pipeline_vs_reference.py', 'tracking_eval.py', 'augment_speed.py',
+           'augment_examples.py', 'test_assets_speed.py', 'visualization_bench.py',
+           'lens_translation.py')
 
 
 def main() -> int:

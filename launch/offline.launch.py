@@ -12,43 +12,119 @@ Batch jobs take their inputs from a parameter file (``config_file``)::
     ros2 launch romp_ros offline.launch.py job:=train config_file:=my_training.yaml
 
 Node parameters come from ``config_file`` (default: share/romp_ros/config/offline.yaml);
-``job`` and ``output_dir`` override it when not empty.
+``job`` and ``output_dir`` override it when not empty. As in romp.launch.py, a file keyed by
+the bare node name (``offline_node:``) also applies with a ``namespace``, and a bad argument
+stops the launch with one error naming it.
 """
 
 import os
+import tempfile
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+import yaml
 
 from launch import LaunchDescription
 
 PACKAGE = 'romp_ros'
+NODE_NAME = 'offline_node'
 NODE_PARAMETER_ARGUMENTS = ('job', 'output_dir')
 TRUE_WORDS = ('true', '1', 'yes', 'on')
+FALSE_WORDS = ('false', '0', 'no', 'off')
+
+
+class LaunchArgumentError(ValueError):
+    """A launch argument that cannot work; the message names it and says what to pass."""
+
+
+def _flag(context, name):
+    text = LaunchConfiguration(name).perform(context).strip().lower()
+    if text not in TRUE_WORDS + FALSE_WORDS:
+        raise LaunchArgumentError(
+            f"{name}:='{text}' is not a boolean; use true or false")
+    return text in TRUE_WORDS
+
+
+def _node_overrides(context):
+    """The non-empty job / output_dir arguments, checked like the node checks them."""
+    from romp_ros.ros.offline_params import OFFLINE_PARAMETERS_BY_NAME
+    from romp_ros.ros.params import validate_value
+
+    overrides = {}
+    for name in NODE_PARAMETER_ARGUMENTS:
+        value = LaunchConfiguration(name).perform(context).strip()
+        if not value:
+            continue
+        reason = validate_value(name, value, OFFLINE_PARAMETERS_BY_NAME)
+        if reason:
+            raise LaunchArgumentError(f'launch argument {reason}')
+        overrides[name] = value
+    return overrides
+
+
+# The same rule as romp.launch.py's (launch files cannot import each other).
+def node_parameter_file(path, node_name, namespace, installed):
+    """The parameter file to give the node: ``path``, or a copy keyed for its namespace.
+
+    Top-level keys naming the node without a namespace (``offline_node`` or ``/offline_node``)
+    become ``/<namespace>/offline_node`` unless the file already has that key: rcl matches a
+    bare key against the root namespace only.
+
+    Raises:
+        LaunchArgumentError: the file is missing or not a YAML mapping of node names.
+    """
+    if not os.path.isfile(path):
+        raise LaunchArgumentError(
+            f"config_file:='{path}' does not exist; pass a parameter YAML file laid out like "
+            f'{installed}')
+    try:
+        with open(path, encoding='utf-8') as fh:
+            data = yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError) as err:
+        raise LaunchArgumentError(f"config_file:='{path}' cannot be read as YAML: {err}") \
+            from None
+    if not isinstance(data, dict):
+        raise LaunchArgumentError(
+            f"config_file:='{path}' holds no mapping of node names to ros__parameters")
+    ns = '/' + namespace.strip('/')
+    target = f'{ns}/{node_name}'
+    if ns == '/' or target in data:
+        return path
+    renamed = {(target if str(key).strip('/') == node_name else key): value
+               for key, value in data.items()}
+    if list(renamed) == list(data):
+        return path
+    fd, out = tempfile.mkstemp(prefix=f'{node_name}_params_', suffix='.yaml')
+    with os.fdopen(fd, 'w', encoding='utf-8') as fh:
+        yaml.safe_dump(renamed, fh, sort_keys=False)
+    return out
 
 
 def launch_setup(context, *args, **kwargs):
     """Build the node action from the evaluated launch arguments."""
-    overrides = {name: LaunchConfiguration(name).perform(context)
-                 for name in NODE_PARAMETER_ARGUMENTS}
-    use_sim_time = LaunchConfiguration('use_sim_time').perform(context).strip().lower()
+    share = get_package_share_directory(PACKAGE)
+    namespace = LaunchConfiguration('namespace').perform(context)
+    use_sim_time = _flag(context, 'use_sim_time')
     parameters = [
-        LaunchConfiguration('config_file').perform(context),
-        {name: value for name, value in overrides.items() if value},
-        {'use_sim_time': use_sim_time in TRUE_WORDS},
+        node_parameter_file(LaunchConfiguration('config_file').perform(context), NODE_NAME,
+                            namespace, os.path.join(share, 'config', 'offline.yaml')),
+        _node_overrides(context),
+        {'use_sim_time': use_sim_time},
     ]
     return [Node(
         package=PACKAGE,
         executable='offline_node',
-        name='offline_node',
-        namespace=LaunchConfiguration('namespace').perform(context),
+        name=NODE_NAME,
+        namespace=namespace,
         parameters=parameters,
         remappings=[('people', LaunchConfiguration('people').perform(context)),
                     ('ground_truth', LaunchConfiguration('ground_truth').perform(context))],
         output='screen',
         emulate_tty=True,
+        # a batch job ends the launch when it is done (exit_when_done), a refused start too
+        on_exit=Shutdown(reason='offline_node exited'),
     )]
 
 
@@ -63,7 +139,8 @@ def generate_launch_description():
         DeclareLaunchArgument('output_dir', default_value='',
                               description="report / run folder ('' keeps the config file's)"),
         DeclareLaunchArgument('config_file', default_value=default_config,
-                              description='YAML file with the offline_node parameters'),
+                              description='YAML file with the offline_node parameters (keyed '
+                                          'offline_node, /** or /<namespace>/offline_node)'),
         DeclareLaunchArgument('people', default_value='people',
                               description="live: the perception node's PersonMeshArray topic"),
         DeclareLaunchArgument('ground_truth', default_value='/ground_truth/people',
@@ -71,6 +148,6 @@ def generate_launch_description():
         DeclareLaunchArgument('namespace', default_value='',
                               description='namespace of the node and its relative topics'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
-                              description='use /clock (bag replay with --clock)'),
+                              description='use /clock (bag replay with --clock): true | false'),
     ]
     return LaunchDescription([*arguments, OpaqueFunction(function=launch_setup)])

@@ -8,25 +8,93 @@ Example::
 
 Node parameters come from ``config_file`` (default: share/romp_ros/config/romp.yaml); the
 ``model``, ``backbone`` and ``device`` arguments override it when they are not empty.
+A parameter file keyed by the bare node name (``romp_node:``, as the installed one) also
+applies with ``namespace:=front``: rcl would match that key against ``/romp_node`` only, so
+the node is given a copy keyed ``/front/romp_node``. Wildcard (``/**:``) and fully qualified
+keys are passed unchanged. A bad argument stops the launch with one error naming it.
 """
 
 import os
+import tempfile
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+import yaml
 
 from launch import LaunchDescription
 
 PACKAGE = 'romp_ros'
+NODE_NAME = 'romp_node'
 # Launch arguments copied onto the node parameter of the same name when not empty.
 NODE_PARAMETER_ARGUMENTS = ('model', 'backbone', 'device')
 TRUE_WORDS = ('true', '1', 'yes', 'on')
+FALSE_WORDS = ('false', '0', 'no', 'off')
+
+
+class LaunchArgumentError(ValueError):
+    """A launch argument that cannot work; the message names it and says what to pass."""
 
 
 def _flag(context, name):
-    return LaunchConfiguration(name).perform(context).strip().lower() in TRUE_WORDS
+    text = LaunchConfiguration(name).perform(context).strip().lower()
+    if text not in TRUE_WORDS + FALSE_WORDS:
+        raise LaunchArgumentError(
+            f"{name}:='{text}' is not a boolean; use true or false")
+    return text in TRUE_WORDS
+
+
+def _node_overrides(context):
+    """The non-empty model / backbone / device arguments, checked like the node checks them."""
+    from romp_ros.ros.params import validate_value
+
+    overrides = {}
+    for name in NODE_PARAMETER_ARGUMENTS:
+        value = LaunchConfiguration(name).perform(context).strip()
+        if not value:
+            continue
+        reason = validate_value(name, value)
+        if reason:
+            raise LaunchArgumentError(f'launch argument {reason}')
+        overrides[name] = value
+    return overrides
+
+
+def node_parameter_file(path, node_name, namespace, installed):
+    """The parameter file to give the node: ``path``, or a copy keyed for its namespace.
+
+    Top-level keys naming the node without a namespace (``romp_node`` or ``/romp_node``)
+    become ``/<namespace>/romp_node`` unless the file already has that key.
+
+    Raises:
+        LaunchArgumentError: the file is missing or not a YAML mapping of node names.
+    """
+    if not os.path.isfile(path):
+        raise LaunchArgumentError(
+            f"config_file:='{path}' does not exist; pass a parameter YAML file laid out like "
+            f'{installed}')
+    try:
+        with open(path, encoding='utf-8') as fh:
+            data = yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError) as err:
+        raise LaunchArgumentError(f"config_file:='{path}' cannot be read as YAML: {err}") \
+            from None
+    if not isinstance(data, dict):
+        raise LaunchArgumentError(
+            f"config_file:='{path}' holds no mapping of node names to ros__parameters")
+    ns = '/' + namespace.strip('/')
+    target = f'{ns}/{node_name}'
+    if ns == '/' or target in data:
+        return path
+    renamed = {(target if str(key).strip('/') == node_name else key): value
+               for key, value in data.items()}
+    if list(renamed) == list(data):
+        return path
+    fd, out = tempfile.mkstemp(prefix=f'{node_name}_params_', suffix='.yaml')
+    with os.fdopen(fd, 'w', encoding='utf-8') as fh:
+        yaml.safe_dump(renamed, fh, sort_keys=False)
+    return out
 
 
 def launch_setup(context, *args, **kwargs):
@@ -34,32 +102,36 @@ def launch_setup(context, *args, **kwargs):
     share = get_package_share_directory(PACKAGE)
     image = LaunchConfiguration('image').perform(context)
     camera_info = LaunchConfiguration('camera_info').perform(context)
-    overrides = {name: LaunchConfiguration(name).perform(context)
-                 for name in NODE_PARAMETER_ARGUMENTS}
+    namespace = LaunchConfiguration('namespace').perform(context)
+    use_sim_time = _flag(context, 'use_sim_time')
+    use_rviz = _flag(context, 'use_rviz')
     parameters = [
-        LaunchConfiguration('config_file').perform(context),
-        {name: value for name, value in overrides.items() if value},
-        {'use_sim_time': _flag(context, 'use_sim_time')},
+        node_parameter_file(LaunchConfiguration('config_file').perform(context), NODE_NAME,
+                            namespace, os.path.join(share, 'config', 'romp.yaml')),
+        _node_overrides(context),
+        {'use_sim_time': use_sim_time},
     ]
     actions = [Node(
         package=PACKAGE,
         executable='romp_node',
-        name='romp_node',
-        namespace=LaunchConfiguration('namespace').perform(context),
+        name=NODE_NAME,
+        namespace=namespace,
         parameters=parameters,
         # image/compressed follows the image remapping (the node appends '/compressed')
         remappings=[('image', image), ('camera_info', camera_info)],
         output='screen',
         emulate_tty=True,
+        # the launch ends with the node (e.g. refused parameters) instead of idling
+        on_exit=Shutdown(reason='romp_node exited'),
     )]
-    if _flag(context, 'use_rviz'):
+    if use_rviz:
         actions.append(Node(
             package='rviz2',
             executable='rviz2',
             name='rviz2',
             arguments=['-d', os.path.join(share, 'rviz', 'romp.rviz'),
                        '-f', LaunchConfiguration('camera_frame').perform(context)],
-            parameters=[{'use_sim_time': _flag(context, 'use_sim_time')}],
+            parameters=[{'use_sim_time': use_sim_time}],
             output='screen',
         ))
     return actions
@@ -77,7 +149,8 @@ def generate_launch_description():
         DeclareLaunchArgument('namespace', default_value='',
                               description='namespace of the node and its relative topics'),
         DeclareLaunchArgument('config_file', default_value=default_config,
-                              description='YAML file with the romp_node parameters'),
+                              description='YAML file with the romp_node parameters (keyed '
+                                          'romp_node, /** or /<namespace>/romp_node)'),
         DeclareLaunchArgument('model', default_value='',
                               description="romp | bev ('' keeps the config file's value)"),
         DeclareLaunchArgument('backbone', default_value='',
@@ -87,11 +160,11 @@ def generate_launch_description():
                               description="auto | cpu | cuda:N ('' keeps the config file's "
                                           'value)'),
         DeclareLaunchArgument('use_rviz', default_value='false',
-                              description='also start RViz with rviz/romp.rviz'),
+                              description='also start RViz with rviz/romp.rviz (true | false)'),
         DeclareLaunchArgument('camera_frame', default_value='camera_color_optical_frame',
                               description="RViz fixed frame: the camera's optical frame "
                                           '(the header.frame_id of the images)'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
-                              description='use /clock (bag replay)'),
+                              description='use /clock (bag replay): true | false'),
     ]
     return LaunchDescription([*arguments, OpaqueFunction(function=launch_setup)])

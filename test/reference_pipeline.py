@@ -71,7 +71,9 @@ class ReferenceROMP:
 class ReferenceBEV:
     """``bev.main.BEV.process_normal_image`` with calc_smpl on, rendering/tracking off."""
 
-    def __init__(self, checkpoint, smpla_pth, smil_pth, center_thresh=0.1, nms_thresh=20,
+    # 0.08: simple-romp's effective default (its `--crowd` is `store_false`: crowd mode is on
+    # unless turned off, and crowd mode sets 0.08), which is the package's default too
+    def __init__(self, checkpoint, smpla_pth, smil_pth, center_thresh=0.08, nms_thresh=20,
                  relative_scale_thresh=1.6):
         model_mod = reference_module('bev.model')
         self.post = reference_module('bev.post_parser')

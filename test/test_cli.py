@@ -184,3 +184,128 @@ def test_help_of_every_subcommand_explains_every_flag():
                 continue
             assert action.help, f'{name}: flag {action.option_strings or action.dest} ' \
                                 'has no help text'
+
+
+CAMERA_YAML = """image_width: 640
+image_height: 480
+camera_name: front
+camera_matrix: {rows: 3, cols: 3, data: [320.0, 0.0, 320.0, 0.0, 320.0, 240.0, 0.0, 0.0, 1.0]}
+distortion_model: plumb_bob
+distortion_coefficients: {rows: 1, cols: 5, data: [-0.3, 0.1, 0.0, 0.0, 0.0]}
+rectification_matrix: {rows: 3, cols: 3, data: [1, 0, 0, 0, 1, 0, 0, 0, 1]}
+projection_matrix: {rows: 3, cols: 4, data: [300, 0, 330, 0, 0, 300, 235, 0, 0, 0, 1, 0]}
+"""
+
+
+def test_infer_with_a_ros_camera_calibration(tmp_path, models_dir, seeded_checkpoint):
+    """--camera-info: raw images use K and D (resized images a scaled K), rectified ones P."""
+    from romp_ros.core import Estimator, EstimatorConfig
+    from romp_ros.core.geometry.camera_model import CameraModel
+    calibration = tmp_path / 'front.yaml'
+    calibration.write_text(CAMERA_YAML)
+    rgb = cv2.resize(skimage.data.astronaut(), (640, 480), interpolation=cv2.INTER_AREA)
+    full, half = tmp_path / 'full.png', tmp_path / 'half.png'
+    cv2.imwrite(str(full), rgb[:, :, ::-1])
+    cv2.imwrite(str(half), cv2.resize(rgb, (320, 240), interpolation=cv2.INTER_AREA)[:, :, ::-1])
+    checkpoint = seeded_checkpoint('romp', 'hrnet32')
+    common = ('--models-dir', models_dir, '--checkpoint', checkpoint, '--device', 'cpu')
+    raw = _run('infer', full, half, *common, '--camera-info', calibration, '--no-verts',
+               '--out', tmp_path / 'raw.npz')
+    assert raw.returncode == 0, raw.stderr
+    assert 'K is scaled' in raw.stderr  # said once, for the half-size image
+    data = np.load(tmp_path / 'raw.npz')
+    np.testing.assert_allclose(data['intrinsics'], [[320, 320, 320, 240], [160, 160, 160, 120]])
+    assert list(data['distortion_model']) == ['plumb_bob'] * 2
+    np.testing.assert_allclose(data['distortion'][:, :5], [[-0.3, 0.1, 0, 0, 0]] * 2)
+    assert list(data['intrinsics_source']) == ['camera'] * 2
+    assert data['translation_solved'].all() and len(data['frame_index']) > 0
+    # the same as the library with the same camera
+    estimator = Estimator(EstimatorConfig(model='romp', models_dir=str(models_dir),
+                                          checkpoint=str(checkpoint), device='cpu',
+                                          compute_verts=False))
+    lens = CameraModel(640, 480, (320.0, 320.0, 320.0, 240.0), 'plumb_bob',
+                       (-0.3, 0.1, 0.0, 0.0, 0.0))
+    expected = estimator.predict([cv2.imread(str(full))[:, :, ::-1].copy()], intrinsics=lens)[0]
+    np.testing.assert_allclose(data['cam_trans'][data['frame_index'] == 0], expected.cam_trans,
+                               rtol=1e-4, atol=1e-4)
+
+    rect = _run('infer', full, *common, '--camera-info', calibration, '--camera-model',
+                'rectified', '--no-verts', '--out', tmp_path / 'rect.npz')
+    assert rect.returncode == 0, rect.stderr
+    rect_data = np.load(tmp_path / 'rect.npz')
+    np.testing.assert_allclose(rect_data['intrinsics'], [[300, 300, 330, 235]])
+    assert list(rect_data['distortion_model']) == ['none']
+
+    both = _run('infer', full, *common, '--camera-info', calibration, '--intrinsics',
+                '300,300,320,240', '--out', tmp_path / 'x.npz')
+    assert both.returncode == 2 and 'not allowed with argument' in both.stderr
+    square = tmp_path / 'square.png'
+    cv2.imwrite(str(square), skimage.data.astronaut())
+    crop = _run('infer', square, *common, '--camera-info', calibration, '--out',
+                tmp_path / 'x.npz')
+    assert crop.returncode == 2 and 'Traceback' not in crop.stderr
+    assert 'another aspect ratio' in crop.stderr
+    for text, fragment in (('%YAML:1.0\n', 'OpenCV FileStorage'),
+                           ('image_width: 640\n', 'missing key(s)')):
+        calibration.write_text(text)
+        bad = _run('infer', full, *common, '--camera-info', calibration, '--out',
+                   tmp_path / 'x.npz')
+        assert bad.returncode == 2 and 'Traceback' not in bad.stderr, bad.stderr
+        assert fragment in bad.stderr and 'front.yaml' in bad.stderr
+    missing = _run('infer', full, *common, '--camera-info', tmp_path / 'nope.yaml', '--out',
+                   tmp_path / 'x.npz')
+    assert missing.returncode == 2 and 'no such camera calibration file' in missing.stderr
+    assert not (tmp_path / 'x.npz').exists()
+
+
+def test_infer_streams_a_long_video(tmp_path, models_dir, seeded_checkpoint):
+    """A long synthetic video goes to the .npz as it is processed (test_infer_output.py bounds
+    the writer's memory); the output is complete and no spool file stays behind."""
+    frames = 60
+    rgb = cv2.resize(skimage.data.astronaut(), (96, 96), interpolation=cv2.INTER_AREA)
+    video = tmp_path / 'long.avi'
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*'MJPG'), 15, (96, 96))
+    for i in range(frames):
+        writer.write(np.roll(rgb[:, :, ::-1], 2 * i, axis=1).copy())
+    writer.release()
+    out_dir = tmp_path / 'out'
+    result = _run('infer', video, '--models-dir', models_dir, '--checkpoint',
+                  seeded_checkpoint('romp', 'hrnet32'), '--device', 'cpu', '--input-size', '128',
+                  '--batch-size', '10', '--out', out_dir / 'long.npz')
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in out_dir.iterdir()] == ['long.npz']
+    data = np.load(out_dir / 'long.npz')
+    assert len(data['inputs']) == frames and data['inputs'][-1].endswith(f'#{frames - 1}')
+    n = len(data['frame_index'])
+    assert n >= frames, 'the seeded weights find people in most frames'
+    assert data['verts'].shape == (n, 6890, 3) and data['joints'].shape[0] == n
+    assert np.all(np.diff(data['frame_index']) >= 0) and data['frame_index'][-1] <= frames - 1
+    np.testing.assert_array_equal(data['stamps_ns'], np.round(np.arange(frames) * 1e9 / 15))
+
+
+def test_evaluate_accepts_a_camera_calibration(tmp_path, models_dir, seeded_checkpoint):
+    from romp_ros.core.body.joint_names import SMPL_JOINT_NAMES
+    from romp_ros.data.dataset_format import CameraLabel, DatasetInfo, DatasetWriter, PersonLabel
+    root = tmp_path / 'ds'
+    image = cv2.resize(skimage.data.astronaut(), (640, 480), interpolation=cv2.INTER_AREA)
+    joints = np.zeros((24, 3)) + np.array([0.0, 0.0, 3.0])
+    joints[:, 1] = np.linspace(-0.8, 0.8, 24)
+    uv = joints[:, :2] / joints[:, 2:] * 320.0 + np.array([320.0, 240.0])
+    label = PersonLabel(track_id=1, keypoints_2d=np.column_stack([uv, np.full(24, 2.0)]),
+                        joints_3d=joints)
+    camera = CameraLabel(width=640, height=480, k=(320.0, 320.0, 320.0, 240.0),
+                         distortion_model='plumb_bob', d=(-0.3, 0.1, 0.0, 0.0, 0.0))
+    with DatasetWriter(root, DatasetInfo('astro', SMPL_JOINT_NAMES)) as writer:
+        writer.add(image, [label], camera=camera, stamp_ns=0)
+    calibration = tmp_path / 'front.yaml'
+    calibration.write_text(CAMERA_YAML)
+    common = ('evaluate', '--dataset', root, '--models-dir', models_dir, '--checkpoint',
+              seeded_checkpoint('romp', 'hrnet32'), '--device', 'cpu', '--no-verts',
+              '--no-plots')
+    for extra in ((), ('--camera-info', calibration), ('--camera-info', calibration,
+                                                      '--camera-model', 'rectified')):
+        done = _run(*common, *extra, '--out', tmp_path / 'out')
+        assert done.returncode == 0, done.stderr
+    both = _run(*common, '--camera-info', calibration, '--intrinsics', '300,300,320,240',
+                '--out', tmp_path / 'out')
+    assert both.returncode == 2 and 'not allowed with argument' in both.stderr

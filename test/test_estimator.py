@@ -154,3 +154,130 @@ def test_cuda_request_without_cuda_is_a_clear_error(models_dir):
         pytest.skip('this machine has CUDA')
     with pytest.raises(EstimatorError, match='CUDA is not available'):
         Estimator(EstimatorConfig(models_dir=str(models_dir), device='cuda:0'))
+
+
+# -- cameras with a lens ---------------------------------------------------------------------
+
+
+def _barrel_camera(width=640, height=480):
+    """The issue's lens: 90 degrees horizontal field of view, k1 = -0.3, k2 = 0.1."""
+    from romp_ros.core.geometry.camera_model import CameraModel
+    f = width / 2.0
+    return CameraModel(width, height, (f, f, width / 2.0, height / 2.0), 'plumb_bob',
+                       (-0.3, 0.1, 0.0, 0.0, 0.0))
+
+
+def _opencv_residual_px(result, camera):
+    """(N, 24) distance of the joints, projected by OpenCV through the lens, to pj2d_org."""
+    import cv2
+    points = result.joints_camera()[:, :24].reshape(-1, 3).astype(np.float64)
+    projected, _ = cv2.projectPoints(points.reshape(-1, 1, 3), np.zeros(3), np.zeros(3),
+                                     camera.matrix(), np.asarray(camera.d))
+    projected = projected.reshape(result.num_people, 24, 2)
+    return np.linalg.norm(projected - result.pj2d_org[:, :24], axis=-1)
+
+
+def test_a_distorted_camera_solves_through_the_lens_and_keeps_raw_keypoints(estimator,
+                                                                              astronaut):
+    import cv2
+
+    from romp_ros.core.geometry import solve_translation_with_camera
+    image = cv2.resize(astronaut, (640, 480), interpolation=cv2.INTER_AREA)
+    camera = _barrel_camera()
+    lens, pinhole = estimator.predict([image, image], intrinsics=[camera, camera.k])
+    assert lens.num_people >= 3
+    assert lens.intrinsics.distortion_model == 'plumb_bob'
+    assert lens.intrinsics.d == camera.d and lens.intrinsics.source == 'camera'
+    assert pinhole.intrinsics.distortion_model == 'none'
+    assert lens.translation_solved.all()
+    # the keypoints are the network's, in the raw image: the camera does not move them
+    np.testing.assert_array_equal(lens.pj2d_org, pinhole.pj2d_org)
+    # the translation is the lens solve of those keypoints
+    expected = solve_translation_with_camera(torch.as_tensor(lens.joints[:, :24]),
+                                             torch.as_tensor(lens.pj2d_org[:, :24]), camera)
+    np.testing.assert_allclose(lens.cam_trans, expected.trans.numpy(), rtol=1e-4, atol=1e-4)
+    # through the lens (OpenCV), the joints land on the keypoints; the K-only solve (the
+    # lens ignored) misses them, most at the edges
+    height_px = np.ptp(lens.pj2d_org[:, :24, 1], axis=1)
+    ours = np.median(_opencv_residual_px(lens, camera), axis=1) / height_px
+    k_only = np.median(_opencv_residual_px(pinhole, camera), axis=1) / height_px
+    assert ours.mean() < 0.5 * k_only.mean(), (ours, k_only)
+    edge = np.abs(lens.pj2d_org[:, 0, 0] - 320.0) > 0.5 * 320.0
+    assert edge.any()
+    assert ours[edge].mean() < 0.5 * k_only[edge].mean(), (ours[edge], k_only[edge])
+    assert ours.max() < 0.1
+
+
+def test_camera_models_must_have_the_image_size(estimator, astronaut):
+    from romp_ros.core.geometry.intrinsics import IntrinsicsError
+    from romp_ros.core.results import CameraIntrinsics
+    with pytest.raises(IntrinsicsError, match=r'640x480 images but the image is 512x512'):
+        estimator.predict([astronaut], intrinsics=_barrel_camera())
+    with pytest.raises(IntrinsicsError, match='distortion_model'):
+        estimator.predict([astronaut], intrinsics=CameraIntrinsics(
+            400.0, 400.0, 256.0, 256.0, distortion_model='kannala_brandt', d=(0.1,)))
+
+
+def test_translation_solved_is_reported_per_person(estimator, astronaut):
+    """No camera: the reference's translation, not solved; a failed solve falls back too."""
+    from romp_ros.core.results import CameraIntrinsics
+    results = estimator.predict([astronaut, astronaut], intrinsics=[None, (600, 600, 256, 256)])
+    assert not results[0].translation_solved.any()
+    assert results[1].translation_solved.all()
+    assert not results[0].translation_from_camera().any()
+    assert results[1].translation_from_camera().all()
+    # a person whose keypoints cannot be explained keeps the reference translation, flagged
+    joints = torch.as_tensor(results[1].joints)
+    keypoints = torch.as_tensor(results[1].pj2d_org).clone()
+    keypoints[0] = float('nan')
+    trans_ref = torch.zeros(len(joints), 3)
+    batch_ids = torch.zeros(len(joints), dtype=torch.long)
+    k = CameraIntrinsics(600.0, 600.0, 256.0, 256.0)
+    for camera in (k, CameraIntrinsics(600.0, 600.0, 256.0, 256.0, distortion_model='plumb_bob',
+                                       d=(-0.2, 0.05, 0.0, 0.0, 0.0))):
+        trans, solved = estimator._resolve_translation(joints, keypoints, trans_ref, batch_ids,
+                                                       [camera], [(512, 512)])
+        assert solved.tolist() == [False] + [True] * (len(joints) - 1)
+        assert torch.equal(trans[0], trans_ref[0])
+
+
+def test_bev_cam_is_in_romps_order(models_dir, seeded_checkpoint, astronaut):
+    """BEV's [s, ty, tx] is reordered: cam projects the body centre onto its keypoints."""
+    import cv2
+
+    from romp_ros.core import Estimator, EstimatorConfig
+    from romp_ros.core.geometry import normalised_to_original
+    est = Estimator(EstimatorConfig(model='bev', models_dir=str(models_dir), device='cpu',
+                                    checkpoint=str(seeded_checkpoint('bev', 'hrnet32'))))
+    image = cv2.resize(astronaut, (640, 400), interpolation=cv2.INTER_AREA)  # not square
+    result = est.predict([image])[0]
+    assert result.num_people >= 2
+    # BEV's body frame is centred between the hips; with the network's own 60 degree camera
+    # that centre projects exactly to (tx, ty) of the normalised square
+    side, pad_top = 640, (640 - 400) // 2
+    pad_info = torch.tensor([pad_top, pad_top + 400, 0, 640, 400, 640], dtype=torch.float64)
+    centre = normalised_to_original(torch.as_tensor(result.cam[:, None, 1:3], dtype=torch.float64),
+                                    pad_info)[:, 0].numpy()
+    focal = side / 2.0 / np.tan(np.radians(30.0))
+    trans = result.cam_trans.astype(np.float64)
+    projected = trans[:, :2] / trans[:, 2:] * focal + np.array([320.0, 200.0])
+    np.testing.assert_allclose(projected, centre, atol=0.05)
+
+
+def test_wide_tiling_keeps_the_lens_and_the_per_person_flags(estimator, astronaut):
+    """Each window is the full camera shifted (lens kept); the merged people stay consistent."""
+    from romp_ros.core import Estimator
+    from romp_ros.core.geometry import solve_translation_with_camera
+    from romp_ros.core.geometry.camera_model import CameraModel
+    tiled = Estimator(estimator.config.replace(wide_tiling=True, optimize=False),
+                      model=estimator.model)
+    panorama = np.concatenate([astronaut] * 3, axis=1)  # 1536 x 512
+    camera = CameraModel(1536, 512, (700.0, 700.0, 768.0, 256.0), 'plumb_bob',
+                         (-0.1, 0.01, 0.0, 0.0, 0.0))
+    result = tiled.predict([panorama], intrinsics=camera)[0]
+    assert result.num_people >= 3 and result.intrinsics.distortion_model == 'plumb_bob'
+    assert result.translation_solved.shape == (result.num_people,)
+    assert result.translation_solved.all()
+    expected = solve_translation_with_camera(torch.as_tensor(result.joints[:, :24]),
+                                             torch.as_tensor(result.pj2d_org[:, :24]), camera)
+    np.testing.assert_allclose(result.cam_trans, expected.trans.numpy(), rtol=1e-3, atol=1e-3)

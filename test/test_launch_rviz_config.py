@@ -1,7 +1,8 @@
 """The launch file, RViz config and YAML parameters agree with what the node declares.
 
-``launch`` / ``launch_ros`` are not importable here, so the launch file is checked by parsing
-it (ast); the node side is the real declaration code (a RompNode without a model).
+The launch file is checked by parsing it (ast), so these checks need no ``launch`` package;
+the node side is the real declaration code (a RompNode without a model). The launch files run
+for real through ``ros2 launch`` in test_ros2_launch.py.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ def _example_array():
         person.smpl_shape = rng.normal(size=11).astype(np.float32).tolist()
         person.weak_perspective_camera = [0.8, 0.1, -0.2]
         person.translation.z = 4.0
+        person.translation_from_camera_info = pid != 1
         person.joints_3d = [Point(x=float(i), y=0.0, z=4.0) for i in range(3)]
         person.keypoints_2d = rng.uniform(0, 640, size=6).astype(np.float32).tolist()
         person.bbox = [10.0, 20.0, 110.0, 320.0]
@@ -65,6 +66,7 @@ def _assert_same(a, b):
         np.testing.assert_array_equal(np.asarray(p.bbox), np.asarray(q.bbox))
         assert [(j.x, j.y, j.z) for j in p.joints_3d] == [(j.x, j.y, j.z) for j in q.joints_3d]
         assert p.root_pose == q.root_pose and p.root_velocity == q.root_velocity
+        assert p.translation_from_camera_info == q.translation_from_camera_info
 
 
 def test_messages_round_trip_through_rclpy_serialization():
@@ -111,6 +113,7 @@ def test_rosbags_reads_rclpy_bytes_with_types_from_msg_files():
     decoded = store.deserialize_cdr(serialize_message(msg), 'romp_ros/msg/PersonMeshArray')
     assert decoded.header.frame_id == 'front_camera_optical_frame'
     assert decoded.people[2].id == 12
+    assert [p.translation_from_camera_info for p in decoded.people] == [True, False, True]
     np.testing.assert_array_equal(decoded.people[1].smpl_pose,
                                   np.asarray(msg.people[1].smpl_pose))
     # and back: rosbags bytes decode in rclpy

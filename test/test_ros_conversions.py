@@ -94,6 +94,21 @@ def test_person_mesh_array_fields_in_camera_frame():
         np.testing.assert_allclose(np.reshape(person.vertices, (-1, 3)),
                                    result.verts_camera()[k], atol=1e-6)
         assert not person.has_velocity
+        assert person.translation_from_camera_info is True
+
+
+def test_translation_from_camera_info_is_reported_per_person():
+    """A person whose solve failed keeps the 60 deg translation: said per person."""
+    from romp_ros.ros.conversions import person_mesh_array
+
+    solved = _replace(_result(count=3), translation_solved=np.array([True, False, True]))
+    msg = person_mesh_array(solved, _header(), _ids(3), 'romp', 'resnet50', False)
+    assert msg.intrinsics_from_camera_info is True
+    assert [p.translation_from_camera_info for p in msg.people] == [True, False, True]
+    fov = _replace(_result(count=2, source='fov'), translation_solved=np.array([True, True]))
+    msg = person_mesh_array(fov, _header(), _ids(2), 'romp', 'resnet50', False)
+    assert not msg.intrinsics_from_camera_info
+    assert [p.translation_from_camera_info for p in msg.people] == [False, False]
 
 
 def test_person_mesh_array_vertices_only_on_request_and_empty_frames():
@@ -343,31 +358,57 @@ def test_node_stats_and_diagnostic_status():
     assert later.rate_hz == 0.0 and later.frames_dropped == 5 and later.frames_dropped_window == 0
 
 
+def _camera_info(k, width=640, height=480, frame='cam', model='plumb_bob', d=(0.0,) * 5,
+                 p=(0.0,) * 12, binning=(0, 0), roi=(0, 0, 0, 0)):
+    from sensor_msgs.msg import CameraInfo, RegionOfInterest
+    msg = CameraInfo(width=width, height=height, distortion_model=model, d=list(d),
+                     k=[float(v) for v in k], p=[float(v) for v in p], binning_x=binning[0],
+                     binning_y=binning[1],
+                     roi=RegionOfInterest(x_offset=roi[0], y_offset=roi[1], width=roi[2],
+                                          height=roi[3]))
+    msg.header.frame_id = frame
+    return msg
+
+
 @pytest.mark.parametrize('k, problem', [
     ([0.0] * 9, 'positive'),
     ([500, 0, 320, 0, 500, 240, 0, 0, 1], ''),
     ([float('nan'), 0, 320, 0, 500, 240, 0, 0, 1], 'NaN'),
     ([500, 0, 320, 0, -5, 240, 0, 0, 1], 'positive'),
 ])
-def test_camera_info_k_validation(k, problem):
-    from romp_ros.ros.camera_info import IntrinsicsStore
+def test_camera_info_validation(k, problem):
+    from romp_ros.ros.camera_info import CameraInfoStore
 
-    store = IntrinsicsStore()
-    reason = store.update('cam', k, 640, 480)
+    store = CameraInfoStore()
+    reason = store.update(_camera_info(k))
     assert (problem in reason) if problem else reason == ''
     assert (store.get('cam') is None) == bool(problem)
 
 
-def test_camera_info_keeps_last_valid_and_rescales():
-    from romp_ros.ros.camera_info import IntrinsicsStore
+def test_camera_info_keeps_the_whole_camera_the_last_valid_one_and_rescales():
+    from romp_ros.ros.camera_info import CameraInfoStore
 
-    store = IntrinsicsStore()
-    store.update('cam', [500, 0, 320, 0, 500, 240, 0, 0, 1], 640, 480)
-    assert store.update('cam', [0.0] * 9, 640, 480) != ''
-    stored = store.get('cam')
-    assert stored.for_image(480, 640) == ((500, 500, 320, 240), False)
-    assert stored.for_image(240, 320) == ((250, 250, 160, 120), True)
-    assert store.get('other') is None
+    k = [500, 0, 320, 0, 500, 240, 0, 0, 1]
+    p = [450, 0, 330, 0, 0, 451, 235, 0, 0, 0, 1, 0]
+    lens = (-0.2, 0.05, 0.0, 0.0, 0.0)
+    store = CameraInfoStore()
+    assert store.update(_camera_info(k, d=lens, p=p)) == ''
+    assert store.update(_camera_info([0.0] * 9)) != ''
+    raw = store.camera_for_image('cam', 480, 640, 'raw')
+    assert raw.camera.k == (500, 500, 320, 240) and raw.camera.d == lens and not raw.rescaled
+    rect = store.camera_for_image('cam', 480, 640, 'rectified')
+    assert rect.camera.k == (450, 451, 330, 235) and not rect.camera.is_distorted
+    half = store.camera_for_image('cam', 240, 320, 'raw')
+    assert half.rescaled and half.camera.k == (250, 250, 160, 120) and half.camera.d == lens
+    assert store.camera_for_image('other', 480, 640) is None
+    # binning and ROI: the delivered image is the ROI, binned
+    store.update(_camera_info(k, frame='binned', binning=(2, 2), roi=(100, 40, 400, 300)))
+    binned = store.camera_for_image('binned', 150, 200, 'raw')
+    assert binned.camera.k == (250.0, 250.0, 110.0, 100.0) and not binned.rescaled
+    # an unknown lens: the pinhole part, and a warning for the node to log
+    store.update(_camera_info(k, frame='odd', model='kannala_brandt', d=(0.1, 0.2, 0.0, 0.0)))
+    odd = store.camera_for_image('odd', 480, 640, 'raw')
+    assert not odd.camera.is_distorted and 'kannala_brandt' in odd.warnings[0]
 
 
 # -- parameters ---------------------------------------------------------------------------------
@@ -379,9 +420,11 @@ def test_node_config_defaults_map_onto_the_estimator_config():
     cfg = node_config({})
     assert cfg.estimator.model == 'romp' and cfg.estimator.center_thresh is None
     assert cfg.estimator.fov_deg == 60.0 and cfg.estimator.color_order == 'rgb'
-    cfg = node_config({'center_thresh': 0.3, 'tf_prefix': 'front', 'max_people': 5})
+    assert cfg.camera_model == 'raw'
+    cfg = node_config({'center_thresh': 0.3, 'tf_prefix': 'front', 'max_people': 5,
+                       'camera_model': 'rectified'})
     assert cfg.estimator.center_thresh == 0.3 and cfg.estimator.max_people == 5
-    assert cfg.tf_prefix == 'front_'
+    assert cfg.tf_prefix == 'front_' and cfg.camera_model == 'rectified'
 
 
 @pytest.mark.parametrize('name, value, fragment', [
@@ -391,6 +434,7 @@ def test_node_config_defaults_map_onto_the_estimator_config():
     ('max_people', 0, 'minimum'),
     ('qos_depth', True, 'type int'),
     ('image_transport', 'theora', 'choose one of'),
+    ('camera_model', 'fisheye', "choose one of ['raw', 'rectified']"),
     ('latency_warn_ms', float('nan'), 'finite'),
 ])
 def test_invalid_parameter_values_have_a_reason(name, value, fragment):

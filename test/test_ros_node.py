@@ -133,7 +133,8 @@ class Peer:
 
     def __init__(self, namespace: str = '', image_topic: str = 'image',
                  compressed: bool = False, outputs=('people', 'tf', 'markers', 'overlay',
-                                                    'diagnostics', 'body_model')) -> None:
+                                                    'diagnostics', 'body_model',
+                                                    'birds_eye')) -> None:
         import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
@@ -151,7 +152,8 @@ class Peer:
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         self.received = defaultdict(list)  # output name -> [(monotonic time, msg)]
         names = {'people': 'people', 'tf': '/tf', 'markers': 'markers', 'overlay': 'overlay',
-                 'diagnostics': '/diagnostics', 'body_model': 'body_model'}
+                 'diagnostics': '/diagnostics', 'body_model': 'body_model',
+                 'birds_eye': 'birds_eye'}
         for name in outputs:
             topic = names[name]
             qos = reliable
@@ -317,7 +319,13 @@ def test_node_outputs_match_the_estimator(ros_domain_id, model_files, images, tm
             peer.image_pub.publish(image_msg(images[0], 1, CAM_A))
             peer.spin_until(lambda: peer.by_stamp('people', 1), 3.0)
         warm_up(peer, image_msg(images[0], 2, CAM_A),
-                outputs=('people', 'tf', 'markers', 'overlay'))
+                outputs=('people', 'tf', 'markers', 'overlay', 'birds_eye'))
+        # the bird's-eye view: the configured square image, with the input's header
+        view = peer.by_stamp('birds_eye', 2)[0]
+        assert (view.height, view.width, view.encoding) == (480, 480, 'rgb8')
+        assert view.header.frame_id == CAM_A
+        pixels = np.frombuffer(bytes(view.data), np.uint8).reshape(480, 480, 3)
+        assert pixels.std() > 5, 'a drawn view (grid, field of view, people), not a blank'
         assert peer.spin_until(lambda: peer.messages('body_model'), 10.0), 'no body_model'
         # the node's publications are exactly OUTPUT_TOPICS, with their types
         names = dict(peer.node.get_publisher_names_and_types_by_node('romp_node', '/'))
@@ -462,8 +470,8 @@ def _bag_pixels(msg) -> np.ndarray:
 BAD_IMAGES = [
     # (encoding, height, width, step, data bytes, expected log fragment)
     ('16UC1', 48, 64, 128, 48 * 128, "unsupported image encoding '16UC1'"),
-    ('yuv422', 48, 64, 128, 48 * 128, "unsupported image encoding 'yuv422'"),
-    ('bayer_rggb8', 48, 64, 64, 48 * 64, "unsupported image encoding 'bayer_rggb8'"),
+    ('32FC1', 48, 64, 256, 48 * 256, "unsupported image encoding '32FC1': a depth image"),
+    ('yuv422', 48, 63, 126, 48 * 126, 'its width must be even (got 63)'),
     ('rgb8', 0, 0, 0, 0, 'empty image (0x0 pixels)'),
     ('rgb8', 48, 64, 100, 48 * 100, 'step 100 is smaller than width*channels = 192'),
     ('rgb8', 48, 64, 192, 1000, 'data holds 1000 bytes but height*step'),
@@ -485,7 +493,7 @@ def test_node_survives_bad_input(ros_domain_id, model_files, images, tmp_path):
                 for repeat in (200, 201):
                     peer.image_pub.publish(raw_image(encoding, h, w, step, size, repeat))
                     peer.spin_for(0.3)
-        for k, fragment in (([0.0] * 4, 'they must be positive'),
+        for k, fragment in (([0.0] * 4, 'not calibrated'),
                             ([float('nan'), 500.0, 320.0, 240.0], 'NaN')):
             peer.info_pub.publish(camera_info('cam_bad', k))
             assert node.wait_for_log(fragment), f'no warning for camera_info K={k}'
@@ -608,6 +616,8 @@ def test_lifecycle_compressed_transport_and_remapping(ros_domain_id, model_files
         assert state() == 'unconfigured'
         assert peer.node.count_publishers('/front/people') == 0
         transition(Transition.TRANSITION_CONFIGURE, 'inactive')
+        # lifecycle publishers: the topics exist from configure on, silent until activated
+        assert peer.spin_until(lambda: peer.node.count_publishers('/front/people') == 1, 10.0)
         transition(Transition.TRANSITION_ACTIVATE, 'active')
         assert state() == 'active'
         assert peer.spin_until(
@@ -621,6 +631,8 @@ def test_lifecycle_compressed_transport_and_remapping(ros_domain_id, model_files
         assert peer.spin_until(lambda: any(
             m.markers and m.markers[0].action == Marker.DELETEALL
             for m in peer.messages('markers')), 10.0), 'no DELETEALL on deactivate'
+        assert peer.node.count_publishers('/front/people') == 1, 'topics stay while inactive'
+        transition(Transition.TRANSITION_CLEANUP, 'unconfigured')
         assert peer.spin_until(lambda: peer.node.count_publishers('/front/people') == 0, 10.0)
     finally:
         peer.close()
@@ -629,6 +641,62 @@ def test_lifecycle_compressed_transport_and_remapping(ros_domain_id, model_files
     assert code == 0 and 'Traceback' not in log, log
     people = peer.by_stamp('people', 5)[0]  # the warm-up may have sent the frame twice
     assert people.header.frame_id == CAM_A and len(people.people) > 0
+
+
+def test_node_solves_through_the_camera_info_lens(ros_domain_id, model_files, images, tmp_path):
+    """A distorted CameraInfo (the issue's 90 deg lens): the published joints, projected through
+    that lens by OpenCV, land on the published keypoints, at the edges too."""
+    import cv2
+
+    from romp_ros.core.config import EstimatorConfig
+    from romp_ros.core.estimator import Estimator
+    from romp_ros.core.geometry.camera_model import CameraModel
+
+    k, lens = (320.0, 320.0, 320.0, 240.0), (-0.3, 0.1, 0.0, 0.0, 0.0)
+    info = camera_info(CAM_A, k)
+    info.distortion_model, info.d = 'plumb_bob', list(lens)
+    node = NodeProcess(tmp_path, node_params(model_files, tracking=False, publish_markers=False,
+                                             publish_overlay=False))
+    peer = Peer(outputs=('people',))
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not any(m.intrinsics_from_camera_info for m in peer.by_stamp('people', 1)):
+            assert time.monotonic() < deadline, 'the node never used the camera_info'
+            peer.info_pub.publish(info)
+            peer.spin_for(0.2)
+            peer.image_pub.publish(image_msg(images[0], 1, CAM_A))
+            peer.spin_until(lambda: peer.by_stamp('people', 1), 3.0)
+        send_and_wait(peer, image_msg(images[1], 2, CAM_A))
+    finally:
+        peer.close()
+        code = node.stop()
+    log = node.log()
+    assert code == 0 and 'Traceback' not in log, log
+    assert f"using camera_info of frame '{CAM_A}' (raw images: K and the plumb_bob lens)" in log
+    [people] = peer.by_stamp('people', 2)
+    estimator = Estimator(EstimatorConfig(model='romp', backbone=BACKBONE, device='cpu',
+                                          checkpoint=str(model_files.checkpoint),
+                                          models_dir=str(model_files.models_dir)))
+    camera = CameraModel(640, 480, k, 'plumb_bob', lens)
+    expected = estimator.predict([images[1]], intrinsics=camera)[0]
+    k_only = estimator.predict([images[1]], intrinsics=k)[0]
+    assert len(people.people) == expected.num_people >= 3
+    joints = np.array([[(j.x, j.y, j.z) for j in p.joints_3d[:24]] for p in people.people])
+    keypoints = np.array([np.asarray(p.keypoints_2d).reshape(-1, 2)[:24] for p in people.people])
+    np.testing.assert_allclose(joints, expected.joints_camera()[:, :24], atol=2e-3)
+    np.testing.assert_allclose(keypoints, expected.pj2d_org[:, :24], atol=1e-3)
+
+    def miss(points):  # (N,) median distance to the keypoints, in body heights
+        projected, _ = cv2.projectPoints(points.reshape(-1, 1, 3).astype(np.float64),
+                                         np.zeros(3), np.zeros(3), camera.matrix(),
+                                         np.asarray(lens))
+        dist = np.linalg.norm(projected.reshape(keypoints.shape) - keypoints, axis=-1)
+        return np.median(dist, axis=1) / np.ptp(keypoints[..., 1], axis=1)
+
+    ours, ignored = miss(joints), miss(k_only.joints_camera()[:, :24])
+    edge = np.abs(keypoints[:, 0, 0] - 320.0) > 160.0
+    assert edge.any() and ours.max() < 0.1, ours
+    assert ours[edge].mean() < 0.5 * ignored[edge].mean(), (ours, ignored)
 
 
 @pytest.mark.parametrize('case', ['missing_checkpoint', 'missing_models_dir', 'bad_parameter'])
@@ -690,3 +758,188 @@ def test_parameters_are_validated_at_set_time(ros_domain_id):
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+# -- in one process: lifecycle conventions, two nodes ------------------------------------------
+
+
+class InProcess:
+    """RompNodes and a peer node in this process, one rclpy Context and one executor."""
+
+    def __init__(self, files: ModelFiles, namespaces, **params) -> None:
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.parameter import Parameter
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CameraInfo, Image
+
+        from romp_ros.msg import PersonMeshArray
+        from romp_ros.ros.romp_node import RompNode
+
+        self.context = Context()
+        rclpy.init(context=self.context)
+        overrides = [Parameter(name, value=value)
+                     for name, value in node_params(files, autostart=False, tracking=False,
+                                                    publish_markers=False,
+                                                    publish_overlay=False, **params).items()]
+        self.nodes = {ns: RompNode(context=self.context, namespace=ns,
+                                   parameter_overrides=overrides) for ns in namespaces}
+        self.peer = rclpy.create_node('in_process_peer', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        for node in (*self.nodes.values(), self.peer):
+            self.executor.add_node(node)
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.images = {ns: self.peer.create_publisher(Image, f'/{ns}/image', qos)
+                       for ns in namespaces}
+        self.infos = {ns: self.peer.create_publisher(CameraInfo, f'/{ns}/camera_info', qos)
+                      for ns in namespaces}
+        self.people = defaultdict(list)
+        for ns in namespaces:
+            self.peer.create_subscription(PersonMeshArray, f'/{ns}/people',
+                                          lambda msg, ns=ns: self.people[ns].append(msg), qos)
+
+    def spin_until(self, predicate, timeout: float = FRAME_TIMEOUT_S) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            self.executor.spin_once(timeout_sec=0.05)
+        return predicate()
+
+    def stamped(self, ns: str, stamp: int):
+        return [m for m in self.people[ns] if m.header.stamp.sec == stamp]
+
+    def send_until_answered(self, ns: str, msg, timeout: float = START_TIMEOUT_S) -> bool:
+        """Publish ``msg`` until its people come back (discovery may lose the first ones)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.images[ns].publish(msg)
+            if self.spin_until(lambda: self.stamped(ns, msg.header.stamp.sec), 5.0):
+                return True
+        return False
+
+    def close(self) -> None:
+        import rclpy
+        for node in self.nodes.values():
+            node.trigger_shutdown()
+        self.executor.shutdown()
+        for node in (*self.nodes.values(), self.peer):
+            node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+def test_two_nodes_in_one_process_and_no_global_logger_change(ros_domain_id, model_files,
+                                                              images, capfd):
+    """Two nodes, own namespaces, one executor: each works, logs its own core warnings once."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    success = TransitionCallbackReturn.SUCCESS
+    core_logger = logging.getLogger('romp_ros')
+    before = (core_logger.level, core_logger.propagate, list(core_logger.handlers))
+    run = InProcess(model_files, ('front', 'rear'), camera_model='raw')
+    try:
+        assert (core_logger.level, core_logger.propagate) == before[:2]
+        for node in run.nodes.values():
+            assert node.trigger_configure() == success
+            assert node.trigger_activate() == success
+        assert (core_logger.level, core_logger.propagate) == before[:2]
+        # front's camera has its principal point far outside the image: the core warns
+        far = camera_info('front_cam', (500.0, 500.0, 2000.0, 240.0))
+        for _ in range(20):
+            run.infos['front'].publish(far)
+            run.spin_until(lambda: False, 0.1)
+        assert run.send_until_answered('front', image_msg(images[0], 7, 'front_cam'))
+        assert run.send_until_answered('rear', image_msg(images[1], 8, 'rear_cam'))
+        front, rear = run.stamped('front', 7)[0], run.stamped('rear', 8)[0]
+        assert front.header.frame_id == 'front_cam' and rear.header.frame_id == 'rear_cam'
+        assert front.intrinsics_from_camera_info and not rear.intrinsics_from_camera_info
+        assert not run.stamped('front', 8) and not run.stamped('rear', 7)
+    finally:
+        run.close()
+    after = (core_logger.level, core_logger.propagate, list(core_logger.handlers))
+    assert after == before, 'the nodes must leave the Python loggers as they found them'
+    log = capfd.readouterr().err
+    warnings = [line for line in log.splitlines() if 'lies far outside' in line]
+    assert warnings, log
+    assert all('front.romp_node' in line for line in warnings), warnings
+    assert len(warnings) == 1, 'each core record reaches its own node once (throttled)'
+
+
+def test_deactivate_returns_while_a_frame_is_in_flight(ros_domain_id, model_files, images):
+    """Lifecycle publishers exist from configure on; deactivate does not wait for inference."""
+    import threading
+
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    success = TransitionCallbackReturn.SUCCESS
+    run = InProcess(model_files, ('front',))
+    node = run.nodes['front']
+    try:
+        count = run.peer.count_publishers
+        assert count('/front/people') == 0
+        assert node.trigger_configure() == success
+        assert count('/front/people') == 1 and count('/front/body_model') == 1
+        assert node.trigger_activate() == success
+        assert run.send_until_answered('front', image_msg(images[0], 1, 'cam'))
+        # hold the next inference inside the estimator (the real one, entered and gated)
+        entered, gate = threading.Event(), threading.Event()
+        predict = node._estimator.predict
+
+        def held(*args, **kwargs):
+            entered.set()
+            gate.wait(FRAME_TIMEOUT_S)
+            return predict(*args, **kwargs)
+
+        node._estimator.predict = held
+        run.images['front'].publish(image_msg(images[1], 2, 'cam'))
+        assert run.spin_until(entered.is_set), 'the frame never reached the estimator'
+        worker = node._worker.thread
+        assert node.trigger_deactivate() == success
+        assert worker.is_alive(), 'deactivate must not wait for the frame in flight'
+        assert count('/front/people') == 1, 'topics stay while the node is inactive'
+        gate.set()
+        worker.join(FRAME_TIMEOUT_S)
+        assert not worker.is_alive()
+        run.spin_until(lambda: False, 1.0)
+        assert not run.stamped('front', 2), 'the frame in flight is dropped, not published'
+        node._estimator.predict = predict
+        assert node.trigger_activate() == success
+        assert run.send_until_answered('front', image_msg(images[2], 3, 'cam'))
+        assert node.trigger_deactivate() == success
+        assert node.trigger_cleanup() == success
+        assert run.spin_until(lambda: count('/front/people') == 0, 10.0)
+    finally:
+        gate.set()
+        run.close()
+
+
+def test_rectified_camera_model_uses_p(ros_domain_id, model_files, images):
+    """camera_model=rectified: the CameraInfo's P explains the keypoints, not K and D."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from romp_ros.core.config import EstimatorConfig
+    from romp_ros.core.estimator import Estimator
+
+    run = InProcess(model_files, ('front',), camera_model='rectified')
+    node = run.nodes['front']
+    info = camera_info('cam', (520.0, 515.0, 322.0, 236.0))
+    info.distortion_model, info.d = 'plumb_bob', [-0.3, 0.1, 0.0, 0.0, 0.0]
+    info.p = [480.0, 0.0, 330.0, 0.0, 0.0, 481.0, 230.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        for _ in range(20):
+            run.infos['front'].publish(info)
+            run.spin_until(lambda: False, 0.1)
+        assert run.send_until_answered('front', image_msg(images[0], 4, 'cam'))
+    finally:
+        run.close()
+    [people] = run.stamped('front', 4)
+    assert people.intrinsics_from_camera_info and people.people
+    estimator = Estimator(EstimatorConfig(model='romp', backbone=BACKBONE, device='cpu',
+                                          checkpoint=str(model_files.checkpoint),
+                                          models_dir=str(model_files.models_dir)))
+    expected = estimator.predict([images[0]], intrinsics=(480.0, 481.0, 330.0, 230.0))[0]
+    got = np.array([(p.translation.x, p.translation.y, p.translation.z) for p in people.people])
+    np.testing.assert_allclose(got, expected.cam_trans, atol=2e-3)

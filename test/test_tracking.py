@@ -9,6 +9,7 @@ import pytest
 
 from romp_ros.core.results import CameraIntrinsics, FrameResult
 from romp_ros.core.tracking import (
+    CostWeights,
     Detections,
     RootKalman,
     Tracker,
@@ -324,7 +325,52 @@ def test_output_shapes_and_velocity():
     np.testing.assert_allclose(out.root_velocity[by_det[1]], [0.0, 0.0, -0.5], atol=0.1)
 
 
+def test_an_unseen_track_does_not_take_someone_else_of_another_build():
+    """Person A is hidden; B, of a different body shape, appears where A is predicted. The
+    shape gate gives B a new track instead of A's id; A's own return gets A's id back."""
+    betas_a, betas_b = np.zeros((1, 10)), np.full((1, 10), 1.0)
+    tracker = Tracker(TrackerConfig(min_hits=1))
+    spot = np.array([[0.0, 0.3, 6.0]])
+    first = tracker.update(_dets(spot, betas=betas_a), 0.0).ids.tolist()
+    tracker.update(_dets(np.zeros((0, 3))), 0.2)  # A hidden
+    out = tracker.update(_dets(spot, betas=betas_b), 0.4)
+    assert out.ids[out.detection_index == 0].tolist() != first
+    out = tracker.update(_dets(np.vstack([spot, spot + [1.5, 0, 0]]),
+                               betas=np.vstack([betas_a, betas_b])), 0.6)
+    assert out.ids[out.detection_index == 0].tolist() == first
+    # without the gate A's id goes to B
+    ungated = Tracker(TrackerConfig(min_hits=1, weights=CostWeights(shape_gate=float('inf'))))
+    first = ungated.update(_dets(spot, betas=betas_a), 0.0).ids.tolist()
+    ungated.update(_dets(np.zeros((0, 3))), 0.2)
+    out = ungated.update(_dets(spot, betas=betas_b), 0.4)
+    assert out.ids[out.detection_index == 0].tolist() == first
+
+
+def test_a_tentative_track_survives_a_dropped_frame_at_15_fps():
+    """The default tentative coasting outlasts a dropped frame (and a CPU node's 1-3 Hz)."""
+    for period in (1 / 15.0, 0.5):
+        tracker = Tracker(TrackerConfig())
+        root = np.array([[0.0, 0.3, 5.0]])
+        stamps = [0.0, 2 * period, 3 * period]  # the frame at `period` was dropped
+        ids = [tracker.update(_dets(root), t).ids.tolist() for t in stamps]
+        assert ids == [[], [], [1]], period
+
+
+def test_the_node_uses_the_tracker_defaults():
+    """One set of defaults: romp_node's tracking parameters default to TrackerConfig's."""
+    from romp_ros.ros.params import PARAMETERS_BY_NAME
+    defaults = TrackerConfig()
+    for param, field in (('track_min_hits', 'min_hits'), ('track_max_coast_s', 'max_coast_s'),
+                         ('track_tentative_max_coast_s', 'tentative_max_coast_s'),
+                         ('track_low_conf', 'low_conf'), ('track_high_conf', 'high_conf'),
+                         ('track_new_conf', 'new_track_conf'),
+                         ('track_publish_tentative', 'output_tentative')):
+        assert PARAMETERS_BY_NAME[param].default == getattr(defaults, field), param
+
+
 def test_config_validation():
+    with pytest.raises(ValueError):
+        CostWeights(shape_gate=0.0)
     with pytest.raises(ValueError):
         TrackerConfig(low_conf=0.6, high_conf=0.5)
     with pytest.raises(ValueError):

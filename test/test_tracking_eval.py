@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from romp_ros.core.tracking import Detections, SmoothingConfig, TrackerConfig
+from romp_ros.core.tracking import CostWeights, Detections, SmoothingConfig, TrackerConfig
 from romp_ros.evaluation.tracking_metrics import summarize
 from romp_ros.synthetic import SCENARIOS, NoiseSpec, generate_sequence, preset
 from romp_ros.testing.tracking_study import (
@@ -159,3 +159,26 @@ def test_noiseless_single_person_is_tracked_perfectly_after_confirmation():
     ours = evaluate_sequences([seq], RompRosTracker(TrackerConfig()))['OVERALL']
     # The first min_hits - 1 = 2 frames are tentative (misses); nothing else may go wrong.
     assert ours.misses == 2 and ours.false_positives == 0 and ours.id_switches == 0
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_dense_crossing_goal_on_every_sequence(seed):
+    """Issue 11's bar, per sequence: 16 walkers at 15 fps with drops, occlusions and false
+    positives; IDF1 >= 0.9 and at most a fifth of the reference baseline's ID switches."""
+    seq = generate_sequence(preset('dense_crossing'), seed)
+    ours = evaluate_sequences([seq], RompRosTracker(_NO_SMOOTHING))['OVERALL']
+    ref = evaluate_sequences([seq], ReferenceBaselineTracker(BaselineConfig()))['OVERALL']
+    assert ours.idf1 >= 0.9, ours
+    assert ours.id_switches <= ref.id_switches / 5, (ours, ref)
+    assert ref.id_switches >= 20  # the sequence is hard for the reference
+
+
+def test_the_shape_gate_is_what_keeps_ids_in_dense_scenes():
+    """Without the betas gate an unseen track takes a neighbour's detection far more often."""
+    seqs = [generate_sequence(preset('dense_pacing'), seed) for seed in (0, 1)]
+    gated = evaluate_sequences(seqs, RompRosTracker(_NO_SMOOTHING))['OVERALL']
+    ungated = evaluate_sequences(seqs, RompRosTracker(TrackerConfig(
+        smoothing=SmoothingConfig.off(), weights=CostWeights(shape_gate=float('inf')))))
+    assert gated.id_switches < 0.5 * ungated['OVERALL'].id_switches
+    assert gated.idf1 > ungated['OVERALL'].idf1 + 0.05
+

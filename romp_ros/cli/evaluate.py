@@ -11,6 +11,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from romp_ros.cli.camera_flags import add_camera_flags, add_camera_model_flag, fixed_camera
 from romp_ros.cli.model_flags import add_model_flags, config_from_args
 
 LOG = logging.getLogger(__name__)
@@ -55,9 +56,12 @@ def _source(args: argparse.Namespace):
             'CKPT]')
     estimator = config_from_args(args, fov_deg=args.fov, color_order='rgb',
                                  compute_verts=not args.no_verts)
+    fixed = fixed_camera(args)
     return PredictionSource('model', estimator=estimator, image_topic=args.image_topic or '',
                             camera_info_topic=args.camera_info_topic or '', track=args.track,
-                            batch_size=args.batch_size)
+                            batch_size=args.batch_size,
+                            camera=fixed.intrinsics or fixed.calibration,
+                            camera_model=args.camera_model or '')
 
 
 def _num(value) -> str:
@@ -95,10 +99,12 @@ def add_parser(sub) -> None:
     model.add_argument('--image-topic', metavar='TOPIC',
                        help="bags: the image topic (default: the bag's only image topic)")
     model.add_argument('--camera-info-topic', metavar='TOPIC',
-                       help='bags: the CameraInfo topic whose K solves the translations '
+                       help='bags: the CameraInfo topic whose camera solves the translations '
                             "(default: any CameraInfo with the image's frame_id)")
+    add_camera_flags(model.add_mutually_exclusive_group())
+    add_camera_model_flag(model)
     model.add_argument('--fov', type=float, default=60.0, metavar='DEG',
-                       help='field of view assumed for images without a calibrated K')
+                       help='field of view assumed for images without a calibrated camera')
     model.add_argument('--batch-size', type=int, default=1,
                        help='images per network call (larger is faster on a GPU)')
     model.add_argument('--track', action='store_true',

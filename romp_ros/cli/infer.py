@@ -1,4 +1,8 @@
-"""`romp-ros infer`: people in images, videos and bags -> one .npz (optionally tracked)."""
+"""`romp-ros infer`: people in images, videos and bags -> one .npz (optionally tracked).
+
+Results are streamed to the output as frames are processed (bounded memory, whatever the
+length of the input; see ``infer_output``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,12 @@ import argparse
 import logging
 from pathlib import Path
 
+from romp_ros.cli.camera_flags import (
+    FixedCamera,
+    add_camera_flags,
+    add_camera_model_flag,
+    fixed_camera,
+)
 from romp_ros.cli.model_flags import add_model_flags, config_from_args
 
 LOG = logging.getLogger(__name__)
@@ -19,10 +29,9 @@ def run(args: argparse.Namespace) -> int:
     from romp_ros.cli.infer_tracking import StreamTracker
     from romp_ros.cli.input_sources import check_inputs, count_frames, iter_frames
     from romp_ros.core.estimator import Estimator
-    from romp_ros.core.geometry.intrinsics import parse_intrinsics_arg
 
     check_inputs(list(args.inputs))
-    fixed_k = parse_intrinsics_arg(args.intrinsics) if args.intrinsics else None
+    fixed = fixed_camera(args)
     config = config_from_args(args, fov_deg=args.fov, color_order='rgb',
                               compute_verts=not args.no_verts, wide_tiling=args.wide_tiling,
                               wide_min_aspect=args.wide_min_aspect,
@@ -33,33 +42,81 @@ def run(args: argparse.Namespace) -> int:
     if tracking is not None:
         tracker = StreamTracker(*tracking,
                                 repose=estimator.pose_bodies if not args.no_verts else None)
-    writer = InferenceWriter(joint_names=estimator.joint_names, with_verts=not args.no_verts,
-                             with_tracks=args.track)
     batch: list = []
+    renderer = _renderer(args, estimator)
+    cameras = _FrameCameras(fixed, args.ignore_camera_info, args.camera_model)
 
-    def flush() -> None:
+    def flush(writer: InferenceWriter) -> None:
         images = [f.pixels[..., ::-1] if f.color_order == 'bgr' else f.pixels for f in batch]
-        ks = [fixed_k or (None if args.ignore_camera_info else f.intrinsics) for f in batch]
+        ks = [cameras.for_frame(f) for f in batch]
         for frame, result in zip(batch, estimator.predict(images, intrinsics=ks), strict=True):
             if tracker is None:
                 writer.add(frame, result)
+                if renderer is not None:
+                    renderer.add(frame, result)
             else:
                 tracked = tracker.update(frame, result)
                 writer.add(frame, tracked.result, tracked)
+                if renderer is not None:
+                    renderer.add(frame, tracked.result, tracked.ids)
         batch.clear()
 
     frames = iter_frames(list(args.inputs), topic=args.topic)
-    for frame in tqdm(frames, total=count_frames(list(args.inputs), args.topic), unit='frame',
-                      desc='infer', disable=args.quiet):
-        batch.append(frame)
-        if len(batch) >= args.batch_size:
-            flush()
-    if batch:
-        flush()
-    path = writer.save(args.out)
+    with InferenceWriter(args.out, joint_names=estimator.joint_names,
+                         with_verts=not args.no_verts, with_tracks=args.track) as writer:
+        for frame in tqdm(frames, total=count_frames(list(args.inputs), args.topic),
+                          unit='frame', desc='infer', disable=args.quiet):
+            batch.append(frame)
+            if len(batch) >= args.batch_size:
+                flush(writer)
+        if batch:
+            flush(writer)
     LOG.info('%d frame(s), %d person detection(s) -> %s', writer.num_frames,
-             writer.num_people, path)
+             writer.num_people, writer.path)
+    if renderer is not None:
+        LOG.info('%d picture(s) and video(s) -> %s', len(renderer.close()), args.render)
     return 0
+
+
+class _FrameCameras:
+    """The camera of each input frame: --intrinsics / --camera-info, else the bag's own."""
+
+    def __init__(self, fixed: FixedCamera, ignore_camera_info: bool,
+                 camera_model: str | None) -> None:
+        self._fixed = fixed
+        self._ignore = ignore_camera_info
+        self._mode = camera_model
+        self._said: set[str] = set()
+
+    def for_frame(self, frame):
+        """A camera for ``Estimator.predict`` (None: the default field of view)."""
+        height, width = frame.pixels.shape[:2]
+        if self._fixed.given:
+            return self._fixed.for_image(height, width)
+        if self._ignore:
+            return None
+        # the bag's whole CameraInfo (input_sources.Frame.camera_info); older readers give K
+        calibration = getattr(frame, 'camera_info', None)
+        if calibration is None:
+            return frame.intrinsics
+        from romp_ros.core.geometry.calibration import camera_mode_for_topic, image_camera
+        from romp_ros.core.geometry.camera_model import CameraModelError
+        topic = frame.source.partition(':')[2].rpartition('#')[0]
+        mode = self._mode or camera_mode_for_topic(topic)
+        try:
+            camera, warnings = image_camera(calibration, height, width, mode)
+        except CameraModelError as err:
+            self._say(f'{frame.source}: the CameraInfo is not usable ({err}); the default '
+                      'field of view is assumed')
+            return None
+        for text in warnings:
+            self._say(f'{topic} CameraInfo: {text}')
+        return camera
+
+    def _say(self, text: str) -> None:
+        if text not in self._said:  # each distinct message once
+            self._said.add(text)
+            LOG.warning('%s', text)
 
 
 def add_parser(sub) -> None:
@@ -74,14 +131,13 @@ def add_parser(sub) -> None:
                    help='image files, videos, or bags (folder with metadata.yaml, .mcap, .db3)')
     add_model_flags(p)
     k = p.add_mutually_exclusive_group()
-    k.add_argument('--intrinsics', default=None, metavar='FX,FY,CX,CY',
-                   help='camera intrinsics in pixels of the input images; translations are '
-                        're-solved with this K')
+    add_camera_flags(k)
     k.add_argument('--fov', type=float, default=60.0, metavar='DEG',
-                   help='field of view assumed when no intrinsics are known (default 60, the '
+                   help='field of view assumed when no camera is known (default 60, the '
                         "reference's assumption)")
+    add_camera_model_flag(p)
     p.add_argument('--ignore-camera-info', action='store_true',
-                   help="bags: do not use the bag's camera_info K")
+                   help="bags: do not use the bag's CameraInfo")
     p.add_argument('--topic', default=None,
                    help='bags: image topic to read (default: the first image topic)')
     p.add_argument('--batch-size', type=int, default=1,
@@ -96,6 +152,13 @@ def add_parser(sub) -> None:
     p.add_argument('--wide-overlap', type=float, default=0.25, metavar='F',
                    help='with --wide-tiling: least overlap of neighbouring windows (0..0.75)')
     p.add_argument('--out', type=Path, required=True, help='output .npz path')
+    r = p.add_argument_group('rendering', 'pictures of the results (docs/visualization.md)')
+    r.add_argument('--render', type=Path, default=None, metavar='DIR',
+                   help='write overlay images (an overlay video for video and bag inputs), '
+                        "bird's-eye views and a contact sheet into DIR")
+    r.add_argument('--render-maps', action='store_true',
+                   help="with --render: also the network's center map (and BEV's bird's-eye "
+                        'depth map) of every frame; one more network pass per frame')
     t = p.add_argument_group('tracking', 'stable identities across frames (docs/tracking.md)')
     t.add_argument('--track', action='store_true',
                    help='associate people across the frames of each video, bag or image '
@@ -116,6 +179,18 @@ def add_parser(sub) -> None:
     t.add_argument('--track-tentative', action='store_true',
                    help='also output tentative (not yet confirmed) tracks')
     p.set_defaults(func=run)
+
+
+def _renderer(args: argparse.Namespace, estimator):
+    """The ``--render`` writer, or None."""
+    if args.render is None:
+        if args.render_maps:
+            LOG.warning('--render-maps does nothing without --render DIR')
+        return None
+    from romp_ros.cli.render_output import RenderOptions, RenderWriter
+    faces = None if args.no_verts else estimator.faces
+    return RenderWriter(RenderOptions(args.render, maps=args.render_maps, fps=args.fps),
+                        faces, estimator)
 
 
 def _tracking_setup(args: argparse.Namespace):

@@ -13,7 +13,9 @@ from typing import Iterator
 
 import numpy as np
 
-from romp_ros.core.image_decoding import ImageDecodeError, decode_compressed, decode_image
+from romp_ros.core.geometry.calibration import CameraCalibration, calibration_from_message
+from romp_ros.core.geometry.camera_model import CameraModelError
+from romp_ros.core.image_decoding import ImageDecodeError, decode_compressed, decode_raw_image
 from romp_ros.core.results import CameraIntrinsics
 
 LOG = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ class Frame:
         stamp_ns: capture time in nanoseconds when known: the header stamp (bags) or the
             time since the start of the video (videos with a frame rate); else None.
         intrinsics: the camera's K when the input carries it (bag camera_info), else None.
+        camera_info: the bag's whole CameraInfo (K, D, P, binning, ROI), else None.
         frame_id: the image's frame_id when known (bags), else ''.
         stream: the sequence the frame belongs to: the video, the bag topic, or 'images' for
             image files (given in order, they form one sequence).
@@ -49,6 +52,7 @@ class Frame:
     source: str
     stamp_ns: int | None = None
     intrinsics: CameraIntrinsics | None = None
+    camera_info: CameraCalibration | None = None
     frame_id: str = ''
     stream: str = 'images'
 
@@ -166,6 +170,7 @@ def _read_bag(path: Path, topic: str | None) -> Iterator[Frame]:
         conns = [c for c in image_conns if c.topic == chosen]
         info_conns = [c for c in reader.connections if c.msgtype == CAMERA_INFO_TYPE]
         latest_k: dict[str, CameraIntrinsics] = {}
+        latest_info: dict[str, CameraCalibration] = {}
         index = 0
         for conn, _, raw in reader.messages(connections=conns + info_conns):
             msg = reader.deserialize(raw, conn.msgtype)
@@ -174,13 +179,16 @@ def _read_bag(path: Path, topic: str | None) -> Iterator[Frame]:
                 if np.all(np.isfinite(k)) and k[0] > 0 and k[4] > 0:
                     latest_k[msg.header.frame_id] = CameraIntrinsics(
                         fx=float(k[0]), fy=float(k[4]), cx=float(k[2]), cy=float(k[5]))
+                    try:
+                        latest_info[msg.header.frame_id] = calibration_from_message(msg)
+                    except CameraModelError as err:
+                        LOG.warning('%s: camera_info skipped: %s', path, err)
                 continue
             try:
                 if conn.msgtype.endswith('CompressedImage'):
                     decoded = decode_compressed(msg.format, msg.data)
                 else:
-                    decoded = decode_image(msg.encoding, msg.height, msg.width, msg.step,
-                                           msg.data)
+                    decoded = decode_raw_image(msg)
             except ImageDecodeError as err:
                 LOG.warning('%s: frame %d skipped: %s', path, index, err)
                 index += 1
@@ -189,6 +197,7 @@ def _read_bag(path: Path, topic: str | None) -> Iterator[Frame]:
             yield Frame(pixels=decoded.pixels, color_order=decoded.color_order,
                         source=f'bag:{chosen}#{index}',
                         stamp_ns=int(header.stamp.sec) * 10**9 + int(header.stamp.nanosec),
-                        intrinsics=latest_k.get(header.frame_id), frame_id=header.frame_id,
+                        intrinsics=latest_k.get(header.frame_id),
+                        camera_info=latest_info.get(header.frame_id), frame_id=header.frame_id,
                         stream=f'{path}:{chosen}')
             index += 1

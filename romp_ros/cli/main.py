@@ -17,7 +17,7 @@ LOG = logging.getLogger('romp_ros.cli')
 
 # Sub-command modules of romp_ros.cli, in the order --help lists them.
 SUBCOMMAND_MODULES = ('infer', 'prepare_models', 'download', 'synth', 'make_bag', 'train',
-                      'evaluate', 'bench')
+                      'evaluate', 'export_motion', 'bench')
 
 # Error classes whose message is the whole story (shown as one line, without a traceback),
 # as (module, class name); a module that cannot be imported contributes nothing.
@@ -33,7 +33,7 @@ _USER_ERRORS = (
     ('romp_ros.core.body.restricted_pickle', 'UnsafePickleError'),
     ('romp_ros.core.body.prepare', 'PrepareError'),
     ('romp_ros.data.dataset_format', 'DatasetError'),
-    ('romp_ros.synthetic.scenes', 'SceneSpecError'),
+    ('romp_ros.synthetic.scene_spec', 'SceneSpecError'),
     ('romp_ros.data.bag_writer', 'BagWriteError'),
     ('romp_ros.core.geometry.camera_model', 'CameraModelError'),
     ('romp_ros.evaluation.errors', 'EvaluationInputError'),
@@ -41,6 +41,7 @@ _USER_ERRORS = (
     ('romp_ros.train.loop', 'TrainingError'),
     ('romp_ros.train.checkpoints', 'TrainCheckpointError'),
     ('romp_ros.train.model_setup', 'BackboneWeightsError'),
+    ('romp_ros.export.errors', 'MotionExportError'),
 )
 
 

@@ -22,7 +22,8 @@ def add_model_flags(parser: argparse.ArgumentParser, *, models_dir_required: boo
     parser.add_argument('--models-dir', type=Path, required=models_dir_required,
                         help='folder written by `romp-ros prepare-models` (body model files)')
     parser.add_argument('--center-thresh', type=float, default=None,
-                        help='minimum body-center score (default: romp 0.25, bev 0.1)')
+                        help='minimum body-center score (default: romp 0.25, bev 0.08, as the '
+                             'reference)')
     parser.add_argument('--max-people', type=int, default=64,
                         help='at most this many people per image (1..64)')
     parser.add_argument('--device', default='auto',

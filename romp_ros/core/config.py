@@ -16,8 +16,10 @@ BACKBONE_NAMES = ('hrnet32', 'resnet50', 'efficientnet_v2_s')
 PRECISIONS = ('fp32', 'fp16', 'bf16')
 COLOR_ORDERS = ('rgb', 'bgr')
 
-# Detection thresholds of the reference for its official checkpoints.
-DEFAULT_CENTER_THRESH = {'romp': 0.25, 'bev': 0.1}
+# Detection thresholds the reference applies by default to its official checkpoints. BEV: 0.08,
+# not the 0.1 of its settings table: simple-romp 1.1.4's `--crowd` flag is `store_false`, so
+# crowd mode is on unless turned off, and crowd mode sets 0.08 for every image.
+DEFAULT_CENTER_THRESH = {'romp': 0.25, 'bev': 0.08}
 
 
 class ConfigError(ValueError):
@@ -37,7 +39,7 @@ class EstimatorConfig:
         device: 'auto' (first CUDA device, else CPU), 'cpu' or 'cuda:N'.
         precision: network precision: 'fp32', 'fp16' or 'bf16' (CUDA only for the latter two).
         center_thresh: minimum body-center score of a detection; None uses the model's default
-            (ROMP 0.25, BEV 0.1).
+            (ROMP 0.25, BEV 0.08: the reference's effective defaults).
         max_people: at most this many people per image (the reference's top-K is 64).
         fov_deg: horizontal and vertical field of view assumed when no intrinsics are given
             (the reference assumes 60 degrees over the padded square image).

@@ -6,8 +6,8 @@ Stages, all batched over every person of every image on the model's device:
 2. the network (ROMP maps, or BEV maps + per-person parameter regression),
 3. center NMS and parameter sampling, 6D -> axis-angle (``postprocess``),
 4. the SMPL body model for all people at once (``body``),
-5. projection to the original image and the translation solve, with the image's real K when
-   given (``geometry``),
+5. projection to the original image and the translation solve, with the image's real camera
+   when given: K, and the lens for raw images of a distorted camera (``geometry``),
 6. a split into one :class:`FrameResult` per image.
 
 No per-person Python loop runs in this path.
@@ -26,7 +26,12 @@ import torch
 from romp_ros.core.body.model_files import ModelFilesError, load_body_model_arrays
 from romp_ros.core.body.smpl import BodyModel, SMPLAWithInfants
 from romp_ros.core.config import EstimatorConfig
-from romp_ros.core.geometry.intrinsics import default_intrinsics, validate_intrinsics
+from romp_ros.core.geometry.camera_model import CameraModel
+from romp_ros.core.geometry.intrinsics import (
+    IntrinsicsError,
+    default_intrinsics,
+    validate_intrinsics,
+)
 from romp_ros.core.geometry.projection import (
     intrinsics_matrix,
     normalised_to_original,
@@ -36,6 +41,7 @@ from romp_ros.core.geometry.projection import (
 from romp_ros.core.geometry.translation import (
     bev_translation,
     romp_reference_translation,
+    solve_translation_with_camera,
     solve_translation_with_intrinsics,
 )
 from romp_ros.core.nets.checkpoint import load_into, read_checkpoint
@@ -50,11 +56,11 @@ from romp_ros.core.postprocess.center_parsing import (
 from romp_ros.core.postprocess.params import apply_cam_scale, unpack_params
 from romp_ros.core.preprocess import DEFAULT_INPUT_SIZE, check_images, prepare_batch
 from romp_ros.core.results import CameraIntrinsics, FrameResult
-from romp_ros.core.tiling import merge_windows, plan_windows, window_intrinsics
+from romp_ros.core.tiling import Window, merge_windows, plan_windows
 
 LOG = logging.getLogger(__name__)
 
-IntrinsicsLike = CameraIntrinsics | Sequence[float] | None
+IntrinsicsLike = CameraIntrinsics | CameraModel | Sequence[float] | None
 NUM_SMPL_JOINTS = 24
 REFERENCE_FOV_DEG = 60.0
 # BEV's reference centres bodies on the mid-point of these two joints (hips of the 2D datasets)
@@ -108,6 +114,9 @@ class Estimator:
         est = Estimator(EstimatorConfig(model='romp', models_dir='~/romp_models'))
         results = est.predict([image_rgb], intrinsics=[(fx, fy, cx, cy)])
         results[0].cam_trans  # (N, 3) metres, camera optical frame
+        # a raw image of a distorted lens: the whole camera
+        cam = CameraModel(w, h, (fx, fy, cx, cy), 'plumb_bob', (k1, k2, p1, p2, k3))
+        results = est.predict([raw_image], intrinsics=cam)
     """
 
     def __init__(self, config: EstimatorConfig, *, model: torch.nn.Module | None = None) -> None:
@@ -218,16 +227,22 @@ class Estimator:
 
         Args:
             images: B uint8 arrays (H, W, 3) in ``config.color_order``; sizes may differ.
-            intrinsics: None (assume ``config.fov_deg``), one K for all images
-                (:class:`CameraIntrinsics` or ``(fx, fy, cx, cy)`` pixels), or one entry per
-                image (None entries fall back to the field of view).
+            intrinsics: None (assume ``config.fov_deg``), one camera for all images, or one
+                entry per image (None entries fall back to the field of view). A camera is a
+                :class:`CameraModel` (K and lens, of the image's size: raw images of a
+                distorted lens), a :class:`CameraIntrinsics` (its lens fields may be set
+                too), or ``(fx, fy, cx, cy)`` pixels (a pinhole: undistorted or rectified
+                images).
 
         Returns:
-            One :class:`FrameResult` per image, in input order.
+            One :class:`FrameResult` per image, in input order. ``pj2d_org`` stays in the
+            pixels of the given image (distorted for a raw image); ``cam_trans`` is solved
+            through the lens (docs/geometry.md).
 
         Raises:
             ImageInputError: empty batch, wrong dtype/shape, empty or oversized image.
-            IntrinsicsError: an invalid K (zero/negative/NaN focal length).
+            IntrinsicsError: an invalid camera (zero/negative/NaN focal length, an unknown
+                distortion model, a CameraModel of another image size).
         """
         images = list(images)
         if not self.config.wide_tiling:
@@ -249,7 +264,7 @@ class Estimator:
                 input_k.append(k)
             for win in windows:
                 inputs.append(image[win.top:win.top + win.side, win.left:win.left + win.side])
-                input_k.append(window_intrinsics(k, win))
+                input_k.append(_window_camera(k, win))
         outputs = iter(self._predict_batch(inputs, input_k, validated_k=True))
         results = []
         for size, k, windows in zip(sizes, full_k, plans, strict=True):
@@ -257,7 +272,7 @@ class Estimator:
                 results.append(next(outputs))
             else:
                 parts = [next(outputs) for _ in windows]
-                results.append(merge_windows(parts, windows, size, k))
+                results.append(_merge_windows(parts, windows, size, k))
         return results
 
     def _predict_batch(self, images: list[np.ndarray], intrinsics,
@@ -287,10 +302,13 @@ class Estimator:
                                  relative_scale_thresh=self.config.bev_relative_scale_thresh)
             det, joints, verts, pj2d_org, trans, k_default, pad = _select(
                 keep, det, joints, verts, pj2d_org, trans, k_default, pad)
+            # BEV predicts [s, ty, tx]; results use ROMP's [s, tx, ty] for both models
+            det = dataclasses.replace(det, cam=det.cam[:, [0, 2, 1]])
 
-        trans = self._resolve_translation(joints, pj2d_org, trans, det.batch_ids, per_image_k,
-                                          sizes)
-        return self._split(det, joints, verts, pj2d_org, trans, sizes, per_image_k, body)
+        trans, solved = self._resolve_translation(joints, pj2d_org, trans, det.batch_ids,
+                                                  per_image_k, sizes)
+        return self._split(det, joints, verts, pj2d_org, trans, solved, sizes, per_image_k,
+                           body)
 
     def _detect(self, tensor: torch.Tensor) -> _Detections:
         thresh = self.config.effective_center_thresh
@@ -330,7 +348,7 @@ class Estimator:
 
     def _resolve_intrinsics(self, intrinsics, sizes) -> list[CameraIntrinsics | None]:
         count = len(sizes)
-        if intrinsics is None or isinstance(intrinsics, CameraIntrinsics) or (
+        if intrinsics is None or isinstance(intrinsics, (CameraIntrinsics, CameraModel)) or (
                 len(intrinsics) == 4 and all(np.isscalar(v) for v in intrinsics)):
             entries = [intrinsics] * count
         else:
@@ -341,9 +359,20 @@ class Estimator:
         for entry, (h, w) in zip(entries, sizes, strict=True):
             if entry is None:
                 out.append(None)
+            elif isinstance(entry, CameraModel):
+                if (entry.height, entry.width) != (h, w):
+                    raise IntrinsicsError(
+                        f'the camera model is for {entry.width}x{entry.height} images but the '
+                        f'image is {w}x{h}; rescale it to the image '
+                        '(romp_ros.core.geometry.calibration.fit_to_image)')
+                out.append(validate_intrinsics(*entry.k, image_size=(h, w),
+                                               distortion_model=entry.distortion_model,
+                                               d=entry.d))
             elif isinstance(entry, CameraIntrinsics):
                 out.append(validate_intrinsics(entry.fx, entry.fy, entry.cx, entry.cy,
-                                               image_size=(h, w)))
+                                               image_size=(h, w),
+                                               distortion_model=entry.distortion_model,
+                                               d=entry.d))
             else:
                 out.append(validate_intrinsics(*entry, image_size=(h, w)))
         return out
@@ -354,33 +383,61 @@ class Estimator:
                                  [k.cy for k in ks], device=self.device)  # (B, 3, 3)
 
     def _resolve_translation(self, joints, pj2d_org, trans_ref, batch_ids, per_image_k,
-                             sizes) -> torch.Tensor:
-        """Re-solve translations against each image's K where the reference's FOV is not used.
+                             sizes) -> tuple[torch.Tensor, torch.Tensor]:
+        """Re-solve translations against each image's camera where the reference's is not used.
 
-        With no camera intrinsics and the reference's 60 degrees the reference's own
-        translation is kept (bit-for-bit comparable with simple-romp); otherwise the 2D
-        keypoints are explained with the real (or FOV-derived) K.
+        With no camera and the reference's 60 degrees the reference's own translation is kept
+        (bit-for-bit comparable with simple-romp); otherwise the 2D keypoints are explained
+        with the real (or FOV-derived) camera: K alone for a pinhole, through the lens for a
+        distorted one (the keypoints are in the raw image's pixels).
+
+        Returns:
+            (N, 3) translations and (N,) bool: which were solved (False: the reference's
+            translation kept, because no camera applies or the solve failed).
         """
         fov_default = abs(self.config.fov_deg - REFERENCE_FOV_DEG) < 1e-9
         keep_ref = [fov_default and k is None for k in per_image_k]  # per image
         if joints.shape[0] == 0 or all(keep_ref):
-            return trans_ref
-        k_rows = []
-        for k, (h, w) in zip(per_image_k, sizes, strict=True):
-            chosen = k if k is not None else default_intrinsics(h, w, self.config.fov_deg)
-            k_rows.append((chosen.fx, chosen.fy, chosen.cx, chosen.cy))
-        k_img = intrinsics_matrix(*zip(*k_rows, strict=True), device=self.device)  # (B, 3, 3)
+            return trans_ref, torch.zeros_like(batch_ids, dtype=torch.bool)
+        cameras = [k if k is not None else default_intrinsics(h, w, self.config.fov_deg)
+                   for k, (h, w) in zip(per_image_k, sizes, strict=True)]
+        k_img = intrinsics_matrix([c.fx for c in cameras], [c.fy for c in cameras],
+                                  [c.cx for c in cameras], [c.cy for c in cameras],
+                                  device=self.device)  # (B, 3, 3)
         if k_img.dim() == 2:
             k_img = k_img.unsqueeze(0)
         solution = solve_translation_with_intrinsics(
             joints[:, :NUM_SMPL_JOINTS], pj2d_org[:, :NUM_SMPL_JOINTS], k_img[batch_ids])
+        trans_solved, valid = solution.trans, solution.valid
+        distorted = [i for i, c in enumerate(cameras) if c.is_distorted]
+        if distorted:
+            trans_solved, valid = self._solve_through_lenses(
+                joints, pj2d_org, batch_ids, cameras, sizes, distorted, trans_solved, valid)
         # keep the reference's translation where the solve failed (degenerate input), and
         # for the images it applies to whatever else shares the batch
         keep = torch.tensor(keep_ref, device=self.device)[batch_ids]  # (N,)
-        use_solution = (solution.valid & ~keep)[:, None]
-        return torch.where(use_solution, solution.trans, trans_ref)
+        use_solution = valid & ~keep
+        return torch.where(use_solution[:, None], trans_solved, trans_ref), use_solution
 
-    def _split(self, det, joints, verts, pj2d_org, trans, sizes, per_image_k,
+    def _solve_through_lenses(self, joints, pj2d_org, batch_ids, cameras, sizes, distorted,
+                              trans_solved, valid) -> tuple[torch.Tensor, torch.Tensor]:
+        """Replace the pinhole solutions of the people of ``distorted`` images by lens ones."""
+        lookup = torch.full((len(cameras),), -1, dtype=torch.long, device=self.device)
+        lookup[torch.tensor(distorted, device=self.device)] = torch.arange(
+            len(distorted), device=self.device)
+        camera_index = lookup[batch_ids]  # (N,), -1 for pinhole images
+        rows = torch.nonzero(camera_index >= 0).squeeze(1)
+        if rows.numel() == 0:
+            return trans_solved, valid
+        lenses = [cameras[i].lens(sizes[i]) for i in distorted]
+        lens_solution = solve_translation_with_camera(
+            joints[rows, :NUM_SMPL_JOINTS], pj2d_org[rows, :NUM_SMPL_JOINTS], lenses,
+            camera_index[rows])
+        trans_solved = trans_solved.index_put((rows,), lens_solution.trans.to(trans_solved.dtype))
+        valid = valid.index_put((rows,), lens_solution.valid)
+        return trans_solved, valid
+
+    def _split(self, det, joints, verts, pj2d_org, trans, solved, sizes, per_image_k,
                body) -> list[FrameResult]:
         want_verts = self.config.compute_verts
         to_np = {
@@ -390,6 +447,7 @@ class Estimator:
         if want_verts:
             to_np['verts'] = verts
         arrays = {k: v.detach().float().cpu().numpy() for k, v in to_np.items()}
+        arrays['solved'] = solved.cpu().numpy().astype(bool)
         counts = torch.bincount(det.batch_ids, minlength=len(sizes)).tolist()
         bounds = np.cumsum([0] + counts)
         model_types = tuple(getattr(body, 'model_type', ()))
@@ -404,7 +462,8 @@ class Estimator:
                 verts=arrays['verts'][lo:hi] if want_verts else None,
                 pj2d_org=arrays['pj2d'][lo:hi], center_confs=arrays['confs'][lo:hi],
                 joint_names=self.joint_names, image_size=(h, w), intrinsics=k_used,
-                model_type=model_types[lo:hi] if model_types else (), ))
+                model_type=model_types[lo:hi] if model_types else (),
+                translation_solved=arrays['solved'][lo:hi]))
         return results
 
 
@@ -412,3 +471,31 @@ def _select(keep, det, *tensors):
     """Apply a boolean person mask to the detections and to every per-person tensor."""
     kept = _Detections(*(t[keep] for t in dataclasses.astuple(det)))
     return (kept, *(t[keep] for t in tensors))
+
+
+def _window_camera(camera: CameraIntrinsics, window: Window) -> CameraIntrinsics:
+    """The full image's camera seen through a window.
+
+    The principal point moves by the window's offset; the lens, defined around the principal
+    point, stays.
+    """
+    return dataclasses.replace(camera, cx=camera.cx - window.left, cy=camera.cy - window.top)
+
+
+def _merge_windows(parts: list[FrameResult], windows: list[Window], size: tuple[int, int],
+                   camera: CameraIntrinsics) -> FrameResult:
+    """:func:`merge_windows`, carrying ``translation_solved`` along.
+
+    ``merge_windows`` only selects and reorders the windows' people; each person is found
+    again by its pose parameters and score, which it copies unchanged.
+    """
+    key = {}
+    for part in parts:
+        for row in range(part.num_people):
+            key[(part.smpl_thetas[row].tobytes(), float(part.center_confs[row]))] = bool(
+                part.translation_solved[row])
+    stripped = [dataclasses.replace(part, translation_solved=None) for part in parts]
+    merged = merge_windows(stripped, windows, size, camera)
+    solved = np.array([key[(merged.smpl_thetas[row].tobytes(), float(merged.center_confs[row]))]
+                       for row in range(merged.num_people)], dtype=bool)
+    return dataclasses.replace(merged, translation_solved=solved)

@@ -58,9 +58,12 @@ def plan_windows(height: int, width: int, min_aspect: float, overlap: float) -> 
 
 
 def window_intrinsics(k: CameraIntrinsics, window: Window) -> CameraIntrinsics:
-    """The same camera seen through ``window``: the principal point moves by its offset."""
-    return CameraIntrinsics(fx=k.fx, fy=k.fy, cx=k.cx - window.left, cy=k.cy - window.top,
-                            source=k.source)
+    """The same camera seen through ``window``.
+
+    The principal point moves by the window's offset; the lens, defined around the principal
+    point, stays.
+    """
+    return replace(k, cx=k.cx - window.left, cy=k.cy - window.top)
 
 
 def merge_windows(parts: list[FrameResult], windows: list[Window],
@@ -114,6 +117,8 @@ def _concatenate(parts: list[FrameResult], image_size: tuple[int, int],
         cam_trans=cat('cam_trans'), joints=cat('joints'), verts=verts,
         pj2d_org=cat('pj2d_org'), center_confs=cat('center_confs'),
         model_type=tuple(t for p in parts for t in p.model_type),
+        translation_solved=(None if any(p.translation_solved is None for p in parts)
+                            else cat('translation_solved')),
         image_size=image_size, intrinsics=intrinsics)
     order = np.argsort(-merged.center_confs, kind='stable')
     return merged.select(order)

@@ -350,6 +350,7 @@ def _person(types, index: int, person: PersonLabel, age: int):
         weak_perspective_camera=np.zeros(3, np.float32),
         translation=vector(x=float(translation[0]), y=float(translation[1]),
                            z=float(translation[2])),
+        translation_from_camera_info=person.translation is not None,
         joints_3d=joints, keypoints_2d=keypoints,
         bbox=(np.zeros(4, np.float32) if person.bbox is None
               else np.asarray(person.bbox, dtype=np.float32)),

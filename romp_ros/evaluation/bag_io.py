@@ -20,7 +20,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from romp_ros.core.image_decoding import decode_compressed, decode_image
+from romp_ros.core.image_decoding import decode_compressed, decode_raw_image
 from romp_ros.core.results import CameraIntrinsics
 from romp_ros.data.bag_types import (
     COMPRESSED_IMAGE,
@@ -209,7 +209,7 @@ def decode_image_message(msg: Any, msgtype: str) -> np.ndarray:
     if msgtype == COMPRESSED_IMAGE:
         decoded = decode_compressed(msg.format, msg.data)
     else:
-        decoded = decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+        decoded = decode_raw_image(msg)
     pixels = decoded.pixels
     return np.ascontiguousarray(pixels[..., ::-1]) if decoded.color_order == 'bgr' else pixels
 
@@ -257,6 +257,7 @@ def person_mesh_array_message(people: FramePeople, store: Any, model: str = '',
             weak_perspective_camera=np.zeros(3, np.float32),
             translation=vector(x=float(translation[i, 0]), y=float(translation[i, 1]),
                                z=float(translation[i, 2])),
+            translation_from_camera_info=True,
             joints_3d=[point(x=float(x), y=float(y), z=float(z)) for x, y, z in joints],
             keypoints_2d=np.nan_to_num(people.keypoints_2d[i]).astype(np.float32).ravel(),
             bbox=np.nan_to_num(people.bbox[i]).astype(np.float32), vertices=verts))

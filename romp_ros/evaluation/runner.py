@@ -10,8 +10,10 @@ Prediction sources (:class:`PredictionSource`):
 * ``topic``: a ``romp_ros/PersonMeshArray`` topic recorded in the same bag (e.g.
   ``ros2 bag record`` of the node's ``people``);
 * ``npz``: a ``romp-ros infer`` output, paired by stamp (bags) or by image path (datasets);
-* ``model``: the estimator run on the bag's image topic (with its camera_info K) or on the
-  dataset's images (with their camera K), optionally tracked for the tracking metrics.
+* ``model``: the estimator run on the bag's image topic (with its CameraInfo: K and the lens
+  for raw images, P for rectified ones) or on the dataset's images (with their camera, lens
+  included), optionally tracked for the tracking metrics. A camera given with the source
+  (``--intrinsics`` / ``--camera-info``) replaces theirs.
 """
 
 from __future__ import annotations
@@ -26,6 +28,15 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from romp_ros.core.config import EstimatorConfig
+from romp_ros.core.geometry.calibration import (
+    CAMERA_MODES,
+    CameraCalibration,
+    calibration_from_message,
+    camera_mode_for_topic,
+    fit_to_image,
+    image_camera,
+)
+from romp_ros.core.geometry.camera_model import CameraModel, CameraModelError
 from romp_ros.core.image_decoding import ImageDecodeError
 from romp_ros.core.results import CameraIntrinsics
 from romp_ros.data.bag_types import CAMERA_INFO, PERSON_MESH_ARRAY
@@ -37,7 +48,6 @@ from romp_ros.evaluation.bag_io import (
     MessageDecodeError,
     decode_image_message,
     header_stamp_from_cdr,
-    intrinsics_from_camera_info,
     open_bag,
 )
 from romp_ros.evaluation.config import EvaluationConfig
@@ -81,6 +91,11 @@ class PredictionSource:
             whose frame_id is the image's).
         track: kind 'model': track people across frames (ids for the tracking metrics).
         batch_size: kind 'model': images per network call.
+        camera: kind 'model': one camera for every image (a pinhole
+            :class:`CameraIntrinsics`, or a whole :class:`CameraCalibration`), replacing the
+            bags' CameraInfo and the datasets' cameras; None: theirs.
+        camera_model: 'raw' or 'rectified': what the images are, for CameraInfo / a
+            calibration ('' = raw, except bag image topics named image_rect*: rectified).
     """
 
     kind: str
@@ -91,6 +106,8 @@ class PredictionSource:
     camera_info_topic: str = ''
     track: bool = False
     batch_size: int = 1
+    camera: CameraIntrinsics | CameraCalibration | None = None
+    camera_model: str = ''
 
     def __post_init__(self) -> None:
         if self.kind not in SOURCE_KINDS:
@@ -106,6 +123,9 @@ class PredictionSource:
                 raise ValueError("the evaluation hands RGB images: color_order must be 'rgb'")
         if self.batch_size < 1:
             raise ValueError(f'batch_size must be >= 1, got {self.batch_size}')
+        if self.camera_model not in ('',) + CAMERA_MODES:
+            raise ValueError(f'camera_model={self.camera_model!r}; choose one of '
+                             f'{list(CAMERA_MODES)}')
 
 
 @dataclass(frozen=True)
@@ -260,8 +280,9 @@ def evaluate_bag(path: str | os.PathLike, gt_topic: str, source: PredictionSourc
             topics += [image_topic, *info_topics]
             predictor.start_stream()
         total = sum(bag.topics[t].count for t in set(topics))
-        # frame_id -> latest K; '*' for the K of an explicitly chosen camera_info topic
-        latest_k: dict[str, CameraIntrinsics] = {}
+        # frame_id -> latest CameraInfo; '*' for that of an explicitly chosen camera_info topic
+        latest_k: dict[str, CameraCalibration] = {}
+        cameras = _CameraChoice(source)
         for message in tqdm(bag.messages(list(dict.fromkeys(topics))), total=total,
                             unit='msg', desc=Path(path).name, disable=not progress):
             if message.topic == gt_topic:
@@ -271,7 +292,7 @@ def evaluate_bag(path: str | os.PathLike, gt_topic: str, source: PredictionSourc
             elif source.kind == 'model' and message.msgtype == CAMERA_INFO:
                 _update_intrinsics(bag, message, latest_k, bool(source.camera_info_topic))
             elif source.kind == 'model' and message.msgtype in IMAGE_TYPES:
-                _feed_image_message(session, bag, message, latest_k, predictor)
+                _feed_image_message(session, bag, message, latest_k, predictor, cameras)
         if predictor is not None and source.kind == 'model':
             predictor.flush(session)
         _account_unread(session, bag, topics)
@@ -318,20 +339,68 @@ def _feed_people_message(session: EvaluationSession, bag: BagReader, message: Ba
 
 
 def _update_intrinsics(bag: BagReader, message: BagMessage,
-                       latest_k: dict[str, CameraIntrinsics], explicit: bool) -> None:
+                       latest_k: dict[str, CameraCalibration], explicit: bool) -> None:
     try:
         msg = bag.deserialize(message)
-    except MessageDecodeError as err:
+        calibration = calibration_from_message(msg)
+    except (MessageDecodeError, CameraModelError) as err:
         LOG.warning('%s: camera_info skipped: %s', bag.path, err)
         return
-    k = intrinsics_from_camera_info(msg)
-    if k is not None:
-        latest_k['*' if explicit else msg.header.frame_id] = k
+    if calibration.k[0] > 0 and calibration.k[4] > 0:  # K = 0: not calibrated
+        latest_k['*' if explicit else msg.header.frame_id] = calibration
+
+
+class _CameraChoice:
+    """The camera of each image: the source's own, else the bag's / dataset's."""
+
+    def __init__(self, source: PredictionSource) -> None:
+        self._source = source
+        self._said: set[str] = set()
+
+    def for_calibration(self, calibration: CameraCalibration | None, height: int, width: int,
+                        topic: str = '') -> CameraIntrinsics | CameraModel | None:
+        """The camera for an image of (height, width) (None: the default field of view)."""
+        fixed = self._source.camera
+        if isinstance(fixed, CameraIntrinsics):
+            return fixed
+        if fixed is not None:
+            calibration = fixed
+        if calibration is None:
+            return None
+        mode = self._source.camera_model or camera_mode_for_topic(topic)
+        try:
+            camera, warnings = image_camera(calibration, height, width, mode)
+        except CameraModelError as err:
+            self._say(f'{topic or "camera"}: not usable for {width}x{height} images ({err}); '
+                      'the default field of view is assumed')
+            return None
+        for text in warnings:
+            self._say(f'{topic or "camera"}: {text}')
+        return camera
+
+    def for_label(self, label: Any, height: int, width: int
+                  ) -> CameraIntrinsics | CameraModel | None:
+        """The camera of a dataset frame (its ``CameraLabel``: K and lens) for its image."""
+        if self._source.camera is not None or label is None:
+            return self.for_calibration(None, height, width)
+        try:
+            camera = CameraModel(label.width, label.height, tuple(label.k),
+                                 label.distortion_model, tuple(label.d))
+            return fit_to_image(camera, height, width)[0]
+        except CameraModelError as err:
+            self._say(f'dataset camera not usable for {width}x{height} images ({err}); the '
+                      'default field of view is assumed')
+            return None
+
+    def _say(self, text: str) -> None:
+        if text not in self._said:
+            self._said.add(text)
+            LOG.warning('%s', text)
 
 
 def _feed_image_message(session: EvaluationSession, bag: BagReader, message: BagMessage,
-                        latest_k: dict[str, CameraIntrinsics],
-                        predictor: '_ModelPredictor') -> None:
+                        latest_k: dict[str, CameraCalibration],
+                        predictor: '_ModelPredictor', cameras: _CameraChoice) -> None:
     try:
         msg = bag.deserialize(message)
     except MessageDecodeError as err:
@@ -348,8 +417,10 @@ def _feed_image_message(session: EvaluationSession, bag: BagReader, message: Bag
         session.add_prediction(stamp, None, DECODE_ERROR, f'{message.topic}: {err}')
         return
     frame_id = msg.header.frame_id
-    predictor.add(session, stamp, pixels, latest_k.get('*') or latest_k.get(frame_id),
-                  frame_id)
+    height, width = pixels.shape[:2]
+    camera = cameras.for_calibration(latest_k.get('*') or latest_k.get(frame_id), height,
+                                     width, message.topic)
+    predictor.add(session, stamp, pixels, camera, frame_id)
 
 
 def _feed_npz_by_stamp(session: EvaluationSession, frames: list[InferFrame], path: Any) -> None:
@@ -389,8 +460,8 @@ def evaluate_dataset_sequence(dataset: GenericDataset, name: str, rows: list[int
     """Evaluate one sequence (frames ``rows``) of a generic-format dataset.
 
     Ground truth: the frames' labels (stamps: ``stamp_ns``, else the frame index). Predictions:
-    the model on the frame images with the frames' camera K, or the npz frames whose input
-    path is the frame's image.
+    the model on the frame images with the frames' cameras (K and lens), or the npz frames
+    whose input path is the frame's image.
     """
     from tqdm import tqdm
 
@@ -399,6 +470,7 @@ def evaluate_dataset_sequence(dataset: GenericDataset, name: str, rows: list[int
         if source.kind == 'npz' else {}
     if predictor is not None:
         predictor.start_stream()
+    cameras = _CameraChoice(source)
     joint_names = dataset.info.joint_names
     for row in tqdm(rows, unit='frame', desc=name, disable=not progress):
         frame = dataset.frames[row]
@@ -414,11 +486,9 @@ def evaluate_dataset_sequence(dataset: GenericDataset, name: str, rows: list[int
         except DatasetError as err:
             session.add_prediction(gt.stamp_ns, None, DECODE_ERROR, str(err))
             continue
-        k = None
-        if frame.camera is not None:
-            fx, fy, cx, cy = frame.camera.k
-            k = CameraIntrinsics(fx=fx, fy=fy, cx=cx, cy=cy)
-        predictor.add(session, gt.stamp_ns, pixels, k, '')
+        height, width = pixels.shape[:2]
+        predictor.add(session, gt.stamp_ns, pixels,
+                      cameras.for_label(frame.camera, height, width), '')
     if predictor is not None:
         predictor.flush(session)
     if rows and rows[0] == 0 and dataset.skipped.total:  # said once, by the first sequence
@@ -460,7 +530,8 @@ class _ModelPredictor:
         self.estimator = estimator
         self.batch_size = batch_size
         self.track = track
-        self._batch: list[tuple[int, np.ndarray, CameraIntrinsics | None, str]] = []
+        self._batch: list[tuple[int, np.ndarray, CameraIntrinsics | CameraModel | None,
+                                str]] = []
         self._tracker: Any = None
 
     @classmethod
@@ -487,7 +558,7 @@ class _ModelPredictor:
             self._tracker = FrameTracker(TrackerConfig(), repose=repose)
 
     def add(self, session: EvaluationSession, stamp_ns: int, pixels: np.ndarray,
-            intrinsics: CameraIntrinsics | None, frame_id: str) -> None:
+            intrinsics: CameraIntrinsics | CameraModel | None, frame_id: str) -> None:
         """Queue one RGB frame; runs the network when the batch is full."""
         self._batch.append((stamp_ns, pixels, intrinsics, frame_id))
         if len(self._batch) >= self.batch_size:

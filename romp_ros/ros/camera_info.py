@@ -1,81 +1,92 @@
-"""The latest valid camera intrinsics per image frame_id, from sensor_msgs/CameraInfo.
+"""The latest valid camera per image frame_id, from sensor_msgs/CameraInfo: the whole camera.
 
-A CameraInfo whose K has a zero, negative or non-finite focal length (an uncalibrated driver
-publishes all zeros) or a non-finite principal point is refused and the previous valid K of
-that frame is kept. Images of a frame without a valid K use the default field of view: the
-node never waits for camera_info.
+Everything the message says is kept (K, D, distortion model, R, P, binning, ROI), and each image
+gets the camera of its kind (:meth:`CameraInfoStore.camera_for_image`): raw images K and the
+lens, rectified ones P (the node's ``camera_model`` parameter; the rules are in
+:mod:`romp_ros.core.geometry.calibration`).
+
+A CameraInfo that describes no usable camera (an uncalibrated driver publishes K = 0; NaN values;
+matrices of the wrong size) is refused and the previous valid one of that frame is kept. Images
+of a frame without a valid CameraInfo use the default field of view: the node never waits for
+camera_info. Problems that can be worked around (an unknown distortion model: the pinhole part
+is used) are returned as warnings for the node to log, throttled.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-import math
 import threading
+from typing import Any
+
+from romp_ros.core.geometry.calibration import (
+    CameraCalibration,
+    calibration_from_message,
+    fit_to_image,
+)
+from romp_ros.core.geometry.camera_model import CameraModel, CameraModelError
 
 
 @dataclass(frozen=True)
-class StoredIntrinsics:
-    """A valid K and the image size it was calibrated for (0 when the message left it out)."""
+class ImageCamera:
+    """The camera of one image.
 
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    width: int
-    height: int
+    Attributes:
+        camera: K and lens in pixels of the image.
+        warnings: problems worked around (unknown lens, empty P, stereo R), for the log.
+        rescaled: True when the CameraInfo was for another resolution of the same aspect ratio
+            and K was scaled to the image.
+    """
 
-    def for_image(self, height: int, width: int) -> tuple[tuple[float, float, float, float],
-                                                          bool]:
-        """(fx, fy, cx, cy) for an image of this size, and whether K had to be rescaled.
-
-        A K calibrated at another resolution (e.g. the full sensor while the image was
-        downscaled) is scaled by the width and height ratios.
-        """
-        if not self.width or not self.height or (self.width, self.height) == (width, height):
-            return (self.fx, self.fy, self.cx, self.cy), False
-        sx, sy = width / self.width, height / self.height
-        return (self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy), True
+    camera: CameraModel
+    warnings: tuple[str, ...] = ()
+    rescaled: bool = False
 
 
-def intrinsics_problem(k) -> str:
-    """'' when the 9 row-major K values are usable, else what is wrong with them."""
-    values = [float(v) for v in k]
-    if len(values) != 9:
-        return f'K has {len(values)} values, expected 9'
-    fx, cx, fy, cy = values[0], values[2], values[4], values[5]
-    if not all(math.isfinite(v) for v in values):
-        return 'K contains NaN or infinite values'
-    if fx <= 0.0 or fy <= 0.0:
-        return f'K has focal lengths fx={fx:g}, fy={fy:g}; they must be positive (uncalibrated?)'
-    if not (math.isfinite(cx) and math.isfinite(cy)):
-        return 'K has a non-finite principal point'
-    return ''
-
-
-class IntrinsicsStore:
-    """Thread-safe map frame_id -> latest valid :class:`StoredIntrinsics`."""
+class CameraInfoStore:
+    """Thread-safe map frame_id -> latest valid :class:`CameraCalibration`."""
 
     def __init__(self) -> None:
         """Start empty."""
         self._lock = threading.Lock()
-        self._by_frame: dict[str, StoredIntrinsics] = {}
+        self._by_frame: dict[str, CameraCalibration] = {}
 
-    def update(self, frame_id: str, k, width: int, height: int) -> str:
-        """Store the K of a CameraInfo; return '' when stored, else why it was refused."""
-        problem = intrinsics_problem(k)
-        if problem:
-            return problem
-        values = [float(v) for v in k]
-        stored = StoredIntrinsics(fx=values[0], fy=values[4], cx=values[2], cy=values[5],
-                                  width=int(width), height=int(height))
+    def update(self, msg: Any, mode: str = 'raw') -> str:
+        """Store a CameraInfo message; return '' when stored, else why it was refused.
+
+        Args:
+            msg: the ``sensor_msgs/CameraInfo``.
+            mode: 'raw' or 'rectified': the camera the images need (checked to be usable).
+        """
+        try:
+            calibration = calibration_from_message(msg)
+            calibration.resolve(mode)
+        except CameraModelError as err:
+            return str(err)
         with self._lock:
-            self._by_frame[frame_id] = stored
+            self._by_frame[msg.header.frame_id] = calibration
         return ''
 
-    def get(self, frame_id: str) -> StoredIntrinsics | None:
-        """The latest valid intrinsics of ``frame_id``, or None."""
+    def get(self, frame_id: str) -> CameraCalibration | None:
+        """The latest valid calibration of ``frame_id``, or None."""
         with self._lock:
             return self._by_frame.get(frame_id)
+
+    def camera_for_image(self, frame_id: str, height: int, width: int,
+                         mode: str = 'raw') -> ImageCamera | None:
+        """The camera of an image of ``frame_id`` and size (height, width), or None.
+
+        None when no valid CameraInfo of that frame arrived yet.
+
+        Raises:
+            CameraModelError: the stored calibration cannot describe this image (another
+                aspect ratio, or no camera in ``mode``).
+        """
+        calibration = self.get(frame_id)
+        if calibration is None:
+            return None
+        resolved = calibration.resolve(mode)
+        camera, rescaled = fit_to_image(resolved.camera, height, width)
+        return ImageCamera(camera=camera, warnings=resolved.warnings, rescaled=rescaled)
 
     def clear(self) -> None:
         """Forget everything (cleanup)."""

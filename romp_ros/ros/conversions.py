@@ -106,7 +106,8 @@ def person_mesh_array(result: FrameResult, header: Header, identities: Identitie
 
     ``root_pose`` is the pelvis (joint 0) in the camera frame with the SMPL global orientation;
     ``joints_3d`` and ``vertices`` are in the camera frame; vertices only when
-    ``publish_vertices``.
+    ``publish_vertices``. ``translation_from_camera_info`` per person:
+    :meth:`FrameResult.translation_from_camera`.
     """
     msg = PersonMeshArray(header=copy_header(header), model=model, backbone=backbone,
                           joint_names=list(result.joint_names),
@@ -118,6 +119,7 @@ def person_mesh_array(result: FrameResult, header: Header, identities: Identitie
     quats = global_orientations(result.smpl_thetas)
     boxes = keypoint_boxes(result.pj2d_org)
     verts_cam = result.verts_camera() if publish_vertices else None
+    from_camera = result.translation_from_camera()
     velocities = identities.velocities
     for k in range(count):
         person = PersonMesh(id=int(identities.ids[k]), track_state=int(identities.states[k]),
@@ -136,6 +138,7 @@ def person_mesh_array(result: FrameResult, header: Header, identities: Identitie
         person.weak_perspective_camera = np.asarray(result.cam[k], dtype=np.float32)
         tx, ty, tz = (float(v) for v in result.cam_trans[k])
         person.translation = Vector3(x=tx, y=ty, z=tz)
+        person.translation_from_camera_info = bool(from_camera[k])
         person.joints_3d = _points(joints_cam[k])
         person.keypoints_2d = _floats(result.pj2d_org[k].reshape(-1))
         person.bbox = boxes[k]

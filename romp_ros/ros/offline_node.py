@@ -227,6 +227,7 @@ class OfflineNode(LifecycleNode):
         self._feed(msg, ground_truth=False)
 
     def _feed(self, msg: PersonMeshArray, ground_truth: bool) -> None:
+        from romp_ros.evaluation.errors import EvaluationInputError
         from romp_ros.evaluation.people import PeopleFormatError, people_from_message, stamp_to_ns
         stamp = stamp_to_ns(msg.header.stamp)
         try:
@@ -239,11 +240,18 @@ class OfflineNode(LifecycleNode):
         with self._session_lock:
             if self._session is None:
                 return
+            add = self._session.add_ground_truth if ground_truth else \
+                self._session.add_prediction
+            try:
+                add(stamp, people, reason=reason, detail=detail)
+            except EvaluationInputError as err:  # e.g. joints the protocol cannot use
+                self.get_logger().warning(
+                    f'{"ground truth" if ground_truth else "people"} message at {stamp} ns '
+                    f'skipped: {err}')
+                add(stamp, None, reason='bad_ground_truth' if ground_truth
+                    else 'inference_error', detail=str(err))
             if ground_truth:
-                self._session.add_ground_truth(stamp, people, reason=reason, detail=detail)
                 self._progress.update(done=self._progress.done + 1)
-            else:
-                self._session.add_prediction(stamp, people, reason=reason, detail=detail)
 
     def _finish_live(self, state: str) -> None:
         with self._session_lock:

@@ -30,6 +30,8 @@ from romp_ros.core.config import (
     ConfigError,
     EstimatorConfig,
 )
+from romp_ros.core.geometry.calibration import CAMERA_MODES
+from romp_ros.core.tracking.tracker import TrackerConfig
 
 APPLY_NOW = 'now'
 APPLY_CONFIGURE = 'configure'
@@ -40,6 +42,8 @@ IMAGE_TRANSPORTS = ('raw', 'compressed')
 QOS_RELIABILITIES = ('best_effort', 'reliable')
 SMOOTHING_MODES = ('default', 'off')
 _DEVICE_RE = re.compile(r'^(auto|cpu|cuda:\d+)$')
+# The tracking defaults are the core's, defined once (library, `romp-ros infer --track`, node).
+_TRACKING = TrackerConfig()
 # TF frame names: letters, digits, '_' and '/' (no leading '/', no '//'): see sanitize_frame_prefix
 _FRAME_CHAR_RE = re.compile(r'[^A-Za-z0-9_/]')
 
@@ -95,7 +99,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec('precision', 'fp32', 'network precision (fp16/bf16 on CUDA only)',
               choices=PRECISIONS, apply=APPLY_CONFIGURE),
     ParamSpec('center_thresh', -1.0, 'minimum body-center score of a person; negative = the '
-              "model's default (romp 0.25, bev 0.1)", min_value=-1.0, max_value=1.0,
+              "model's default (romp 0.25, bev 0.08)", min_value=-1.0, max_value=1.0,
               apply=APPLY_CONFIGURE),
     ParamSpec('max_people', 64, 'at most this many people per image', min_value=1,
               max_value=64, apply=APPLY_CONFIGURE),
@@ -116,27 +120,27 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               'per-frame indices', apply=APPLY_CONFIGURE),
     ParamSpec('smoothing', 'default', "temporal smoothing of tracked people's root position: "
               "'default' (Kalman) or 'off'", choices=SMOOTHING_MODES, apply=APPLY_CONFIGURE),
-    ParamSpec('track_min_hits', 3, 'detections that confirm a new track; people are published '
-              'once their track is confirmed', min_value=1, max_value=30,
+    ParamSpec('track_min_hits', _TRACKING.min_hits, 'detections that confirm a new track; '
+              'people are published once their track is confirmed', min_value=1, max_value=30,
               apply=APPLY_CONFIGURE),
-    ParamSpec('track_max_coast_s', 3.0, 'seconds an unseen track can still be re-associated '
-              '(occlusions) before its id is retired', min_value=0.0, max_value=60.0,
+    ParamSpec('track_max_coast_s', _TRACKING.max_coast_s, 'seconds an unseen track can still '
+              'be re-associated (occlusions) before its id is retired', min_value=0.0,
+              max_value=60.0, apply=APPLY_CONFIGURE),
+    ParamSpec('track_tentative_max_coast_s', _TRACKING.tentative_max_coast_s,
+              'seconds an unconfirmed track survives between detections; must exceed the time '
+              'between processed frames (a dropped frame included; CPU: ~0.3-1 s)',
+              min_value=0.0, max_value=60.0, apply=APPLY_CONFIGURE),
+    ParamSpec('track_low_conf', _TRACKING.low_conf, 'detections below this confidence are '
+              'ignored by the tracker; between track_low_conf and track_high_conf they only keep '
+              'existing tracks alive', min_value=0.0, max_value=1.0, apply=APPLY_CONFIGURE),
+    ParamSpec('track_high_conf', _TRACKING.high_conf, 'detections at or above this confidence '
+              'are matched first (must be >= track_low_conf)', min_value=0.0, max_value=1.0,
               apply=APPLY_CONFIGURE),
-    ParamSpec('track_tentative_max_coast_s', 1.5, 'seconds an unconfirmed track survives '
-              'between detections; must exceed the time between processed frames (about one '
-              'inference period: on a CPU at 1-3 Hz the tracker default of 0.1 s would never '
-              'confirm anyone)', min_value=0.0, max_value=60.0, apply=APPLY_CONFIGURE),
-    ParamSpec('track_low_conf', 0.15, 'detections below this confidence are ignored by the '
-              'tracker; between track_low_conf and track_high_conf they only keep existing '
-              'tracks alive', min_value=0.0, max_value=1.0, apply=APPLY_CONFIGURE),
-    ParamSpec('track_high_conf', 0.5, 'detections at or above this confidence are matched '
-              'first (must be >= track_low_conf)', min_value=0.0, max_value=1.0,
-              apply=APPLY_CONFIGURE),
-    ParamSpec('track_new_conf', 0.6, 'minimum confidence of a detection that starts a track '
-              '(must be >= track_high_conf); lower it for models whose scores are low (BEV)',
-              min_value=0.0, max_value=1.0, apply=APPLY_CONFIGURE),
-    ParamSpec('track_publish_tentative', False, 'also publish people whose track is not '
-              'confirmed yet (track_state TENTATIVE)', apply=APPLY_CONFIGURE),
+    ParamSpec('track_new_conf', _TRACKING.new_track_conf, 'minimum confidence of a detection '
+              'that starts a track (must be >= track_high_conf); lower it for models whose '
+              'scores are low (BEV)', min_value=0.0, max_value=1.0, apply=APPLY_CONFIGURE),
+    ParamSpec('track_publish_tentative', _TRACKING.output_tentative, 'also publish people '
+              'whose track is not confirmed yet (track_state TENTATIVE)', apply=APPLY_CONFIGURE),
     ParamSpec('publish_coasting_tf', False, 'keep publishing body_<id> TF frames (at the '
               'predicted position) for confirmed tracks briefly unseen, e.g. occluded'),
     # -- input (next activate) ------------------------------------------------------------------
@@ -148,6 +152,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               choices=QOS_RELIABILITIES, apply=APPLY_ACTIVATE),
     ParamSpec('qos_depth', 5, 'queue depth of the image and camera_info subscriptions',
               min_value=1, max_value=100, apply=APPLY_ACTIVATE),
+    ParamSpec('camera_model', 'raw', "what the images are: 'raw' (distorted, as the camera "
+              "delivers them: CameraInfo K and D are used) or 'rectified' (image_rect topics of "
+              'image_proc: P is used, no distortion)', choices=CAMERA_MODES),
     # -- outputs (from the next frame) ----------------------------------------------------------
     ParamSpec('publish_vertices', False, 'fill PersonMesh.vertices (about 83 kB per person)'),
     ParamSpec('publish_joint_frames', True, 'publish a TF frame per ROS4HRI body joint '
@@ -158,6 +165,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               'false keeps skeletons and labels only (much lighter)'),
     ParamSpec('publish_overlay', True, 'publish the input image with skeletons and meshes '
               'drawn on it on overlay (only while someone subscribes)'),
+    ParamSpec('publish_birds_eye', True, "publish the bird's-eye view (people around the "
+              'camera from above, metres grid, field of view, ids, trails) on birds_eye '
+              '(only while someone subscribes)'),
+    ParamSpec('birds_eye_range_m', 12.0, "distance in front of the camera the bird's-eye "
+              'view shows, metres', min_value=1.0, max_value=200.0),
+    ParamSpec('birds_eye_size_px', 480, "side of the square bird's-eye image, pixels",
+              min_value=64, max_value=4096),
     ParamSpec('tf_prefix', '', 'prepended to every person TF frame name (invalid characters '
               "become '_'), e.g. 'front_' gives front_body_3"),
     ParamSpec('latency_warn_ms', 500.0, 'diagnostics WARN when the image-to-output latency '
@@ -174,10 +188,12 @@ class NodeConfig:
     Attributes:
         estimator: configuration of the core estimator.
         image_transport: 'raw' or 'compressed'.
+        camera_model: 'raw' (K and the lens of CameraInfo) or 'rectified' (P).
         qos_reliability: 'best_effort' or 'reliable' (input subscriptions).
         qos_depth: input subscription depth.
-        publish_vertices, publish_joint_frames, publish_markers, marker_mesh, publish_overlay:
-            output switches.
+        publish_vertices, publish_joint_frames, publish_markers, marker_mesh, publish_overlay,
+            publish_birds_eye: output switches.
+        birds_eye_range_m, birds_eye_size_px: the bird's-eye view's range and size.
         tf_prefix: sanitised frame-name prefix ('' or ending in '_' or '/').
         latency_warn_ms: diagnostics latency threshold.
         autostart: configure + activate on start-up.
@@ -189,6 +205,7 @@ class NodeConfig:
 
     estimator: EstimatorConfig
     image_transport: str = 'raw'
+    camera_model: str = 'raw'
     qos_reliability: str = 'best_effort'
     qos_depth: int = 5
     publish_vertices: bool = False
@@ -196,18 +213,21 @@ class NodeConfig:
     publish_markers: bool = True
     marker_mesh: bool = True
     publish_overlay: bool = True
+    publish_birds_eye: bool = True
+    birds_eye_range_m: float = 12.0
+    birds_eye_size_px: int = 480
     tf_prefix: str = ''
     latency_warn_ms: float = 500.0
     autostart: bool = True
     tracking: bool = True
     smoothing: str = 'default'
-    track_min_hits: int = 3
-    track_max_coast_s: float = 3.0
-    track_tentative_max_coast_s: float = 1.5
-    track_low_conf: float = 0.15
-    track_high_conf: float = 0.5
-    track_new_conf: float = 0.6
-    track_publish_tentative: bool = False
+    track_min_hits: int = _TRACKING.min_hits
+    track_max_coast_s: float = _TRACKING.max_coast_s
+    track_tentative_max_coast_s: float = _TRACKING.tentative_max_coast_s
+    track_low_conf: float = _TRACKING.low_conf
+    track_high_conf: float = _TRACKING.high_conf
+    track_new_conf: float = _TRACKING.new_track_conf
+    track_publish_tentative: bool = _TRACKING.output_tentative
     publish_coasting_tf: bool = False
 
 
@@ -295,6 +315,7 @@ def node_config(values: Mapping[str, Any]) -> NodeConfig:
     own = {name: merged[name] for name in node_fields}
     own['tf_prefix'] = sanitize_frame_prefix(own['tf_prefix'])
     own['latency_warn_ms'] = float(own['latency_warn_ms'])
+    own['birds_eye_range_m'] = float(own['birds_eye_range_m'])
     own['track_max_coast_s'] = float(own['track_max_coast_s'])
     for name in ('track_tentative_max_coast_s', 'track_low_conf', 'track_high_conf',
                  'track_new_conf'):

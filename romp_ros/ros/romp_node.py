@@ -1,21 +1,26 @@
 """The ROMP / BEV perception node: camera images in, people (messages, TF, markers) out.
 
-A thin lifecycle node (``rclpy.lifecycle.LifecycleNode``) around the core estimator:
+A thin lifecycle node (``rclpy.lifecycle.LifecycleNode``) around the core estimator, following
+the ROS 2 managed-node conventions:
 
-* ``configure`` reads the parameters and loads the model (a missing file fails with one
-  message naming it and the command that creates it);
-* ``activate`` creates the publishers, the input subscriptions and the inference worker;
-* ``deactivate`` / ``cleanup`` undo them; ``autostart`` (default) runs configure + activate at
-  start-up so that ``ros2 run romp_ros romp_node`` just works.
+* ``configure`` reads the parameters, loads the model (a missing file fails with one message
+  naming it and the command that creates it) and creates the publishers as lifecycle
+  publishers: the topics exist from then on, and carry messages only while the node is active;
+* ``activate`` enables the publishers, subscribes to the inputs and starts the inference
+  worker; ``deactivate`` undoes that without waiting for a frame in flight (the worker drops
+  it); ``cleanup`` releases the model and the publishers. ``autostart`` (default) runs
+  configure + activate at start-up so that ``ros2 run romp_ros romp_node`` just works.
 
 Subscription callbacks only put the newest image into a one-slot buffer; a worker thread
 decodes it, runs the estimator and publishes. Frames that arrive while the worker is busy
 replace the waiting one (counted as dropped), so latency and memory stay bounded whatever the
-input rate. Topics, parameters and frames: docs/ros_interface.md.
+input rate. The node changes no process-wide state (the Python loggers are left as they are),
+so several nodes can share a process. Topics, parameters and frames: docs/ros_interface.md.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import logging
 import re
 import signal
@@ -33,10 +38,12 @@ from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
 from romp_ros.core.config import ConfigError
-from romp_ros.core.image_decoding import ImageDecodeError, decode_compressed, decode_image
+from romp_ros.core.geometry.camera_model import CameraModel, CameraModelError
+from romp_ros.core.image_decoding import ImageDecodeError, decode_compressed, decode_raw_image
+from romp_ros.core.render import BirdsEyeConfig
 from romp_ros.msg import BodyModel, PersonMeshArray
 from romp_ros.ros import conversions
-from romp_ros.ros.camera_info import IntrinsicsStore
+from romp_ros.ros.camera_info import CameraInfoStore
 from romp_ros.ros.diagnostics import NodeStats, WarnLimiter, diagnostic_array
 from romp_ros.ros.frame_buffer import LatestSlot, PendingFrame
 from romp_ros.ros.params import (
@@ -58,6 +65,7 @@ OUTPUT_TOPICS = {
     '/tf': TFMessage,
     'markers': MarkerArray,
     'overlay': Image,
+    'birds_eye': Image,
     '/diagnostics': DiagnosticArray,
 }
 # Inputs: 'image' (raw) or 'image/compressed' (image_transport=compressed), and 'camera_info'.
@@ -65,7 +73,12 @@ INPUT_TOPICS = {'image': Image, 'image/compressed': CompressedImage, 'camera_inf
 OUTPUT_DEPTH = 5
 TF_DEPTH = 100
 DIAGNOSTICS_PERIOD_S = 1.0
-WORKER_JOIN_TIMEOUT_S = 60.0
+# Deactivation does not wait for the inference worker; only the visualization thread (which
+# publishes the markers' DELETEALL) gets this long, and destroying the node at exit as long
+# for a frame in flight.
+VISUALIZATION_STOP_TIMEOUT_S = 1.0
+SHUTDOWN_JOIN_TIMEOUT_S = 10.0
+MARKERS_ACK_TIMEOUT_S = 0.5
 WARN_PERIOD_S = 10.0
 
 
@@ -85,13 +98,34 @@ def output_qos(depth: int = OUTPUT_DEPTH, latched: bool = False) -> QoSProfile:
 
 
 class _ForwardToRosLog(logging.Handler):
-    """Sends the core's Python log records to the node's logger, throttled per message."""
+    """Sends the core's Python log records to the node's logger, throttled per message.
+
+    Only records emitted by this node's own threads (its inference worker, and the thread
+    running its configure) are forwarded, so two nodes in one process each get their own.
+    The records' level filter is the application's (the node sets no logger level).
+    """
 
     def __init__(self, node: 'RompNode') -> None:
-        super().__init__(logging.INFO)
+        super().__init__(logging.NOTSET)
         self._node = node
+        self._lock = threading.Lock()
+        self._threads: set[int] = set()
+
+    def attach_thread(self) -> None:
+        """Forward what the calling thread logs (until :meth:`detach_thread`)."""
+        with self._lock:
+            self._threads.add(threading.get_ident())
+
+    def detach_thread(self) -> None:
+        """Stop forwarding the calling thread's records."""
+        with self._lock:
+            self._threads.discard(threading.get_ident())
 
     def emit(self, record: logging.LogRecord) -> None:
+        with self._lock:
+            ours = record.thread in self._threads
+        if not ours:
+            return
         show, suppressed = self._node.warn_limiter.check(f'core:{record.name}:{record.msg}')
         if not show:
             return
@@ -105,6 +139,19 @@ class _ForwardToRosLog(logging.Handler):
             logger.info(text)
 
 
+@dataclass
+class _Worker:
+    """One activation's inference thread, its stop flag and its input slot.
+
+    Each activation gets a new one, so a worker still finishing a frame after ``deactivate``
+    never takes the frames of the next activation.
+    """
+
+    thread: threading.Thread
+    stop: threading.Event
+    slot: LatestSlot[PendingFrame]
+
+
 class RompNode(LifecycleNode):
     """Lifecycle node running ROMP / BEV on a camera stream (see the module docstring)."""
 
@@ -115,7 +162,10 @@ class RompNode(LifecycleNode):
             rclpy.exceptions.InvalidParameterValueException: an invalid start-up value.
         """
         super().__init__(NODE_NAME, **kwargs)
-        self._log_handler: logging.Handler | None = None
+        # what destroy_node reads, set first: a failed declaration below still destroys
+        self._log_handler: _ForwardToRosLog | None = None
+        self._worker: _Worker | None = None
+        self._retired: list[_Worker] = []  # deactivated workers possibly finishing a frame
         self.warn_limiter = WarnLimiter(WARN_PERIOD_S)
         self._values: dict = {}
         self._live: NodeConfig | None = None
@@ -128,23 +178,17 @@ class RompNode(LifecycleNode):
         self._estimator = None
         self._faces = None
         self._stats = NodeStats()
-        self._slot: LatestSlot[PendingFrame] = LatestSlot()
-        self._intrinsics = IntrinsicsStore()
+        self._cameras = CameraInfoStore()
         self._id_sources: dict[str, IdSource] = {}  # one tracker per camera frame_id
         self._visualizer: VisualizationWorker | None = None
         self._pubs: dict = {}
         self._subs: list = []
         self._timer = None
-        self._worker: threading.Thread | None = None
-        self._stop = threading.Event()
         self._active = False
         self._announced_frames: set[str] = set()
         self._fov_warned: set[str] = set()
         self._log_handler = _ForwardToRosLog(self)
-        core_logger = logging.getLogger('romp_ros')
-        core_logger.addHandler(self._log_handler)
-        core_logger.setLevel(logging.INFO)
-        core_logger.propagate = False
+        logging.getLogger('romp_ros').addHandler(self._log_handler)
 
     @property
     def autostart(self) -> bool:
@@ -183,6 +227,7 @@ class RompNode(LifecycleNode):
         from romp_ros.core.estimator import Estimator, EstimatorError
         from romp_ros.core.nets.checkpoint import CheckpointError
 
+        self._log_handler.attach_thread()
         try:
             config = node_config(self._values)
             estimator = Estimator(config.estimator)
@@ -192,54 +237,83 @@ class RompNode(LifecycleNode):
         except Exception as err:  # rclpy would turn it into a silent ERROR transition
             self.get_logger().error(f'configure failed: {type(err).__name__}: {err}')
             return TransitionCallbackReturn.FAILURE
+        finally:
+            self._log_handler.detach_thread()
         self._config, self._estimator = config, estimator
         self._faces = estimator.faces
         self._id_sources.clear()
+        try:
+            self._create_publishers()
+        except Exception as err:  # e.g. an invalid remapped topic name
+            self.get_logger().error(f'configure failed: {type(err).__name__}: {err}')
+            self._release()
+            return TransitionCallbackReturn.FAILURE
         est = config.estimator
         self.get_logger().info(
             f'loaded {est.model}/{est.backbone} on {estimator.device} ({est.precision}); '
             f'{len(estimator.joint_names)} joints, {self._num_vertices()} vertices')
         return TransitionCallbackReturn.SUCCESS
 
+    def _create_publishers(self) -> None:
+        """The outputs, as lifecycle publishers (they publish only while active).
+
+        /diagnostics is a plain publisher with its own timer, so that the node reports its
+        state (inactive included) from configure to cleanup.
+        """
+        for topic, msg_type in OUTPUT_TOPICS.items():
+            if topic == '/diagnostics':
+                self._pubs[topic] = self.create_publisher(msg_type, topic, output_qos())
+                continue
+            if topic == 'body_model':
+                qos = output_qos(1, latched=True)
+            else:
+                qos = output_qos(TF_DEPTH if topic == '/tf' else OUTPUT_DEPTH)
+            self._pubs[topic] = self.create_lifecycle_publisher(msg_type, topic, qos)
+        self._timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Create the publishers, publish the body model, subscribe and start the worker."""
+        """Enable the publishers, publish the body model, subscribe and start the worker."""
+        result = super().on_activate(state)  # enables the lifecycle publishers
+        if result != TransitionCallbackReturn.SUCCESS:
+            return result
         try:
             self._activate(node_config(self._values))
         except Exception as err:  # e.g. an invalid remapped topic name; undo what was made
             self.get_logger().error(f'activate failed: {type(err).__name__}: {err}')
             self._deactivate()
+            super().on_deactivate(state)
             return TransitionCallbackReturn.FAILURE
-        return super().on_activate(state)
+        return TransitionCallbackReturn.SUCCESS
 
     def _activate(self, config: NodeConfig) -> None:
-        for topic, msg_type in OUTPUT_TOPICS.items():
-            if topic == 'body_model':
-                qos = output_qos(1, latched=True)
-            else:
-                qos = output_qos(TF_DEPTH if topic == '/tf' else OUTPUT_DEPTH)
-            self._pubs[topic] = self.create_publisher(msg_type, topic, qos)
         self._pubs['body_model'].publish(conversions.body_model_message(
             self._config.estimator.model, self._faces, self._num_vertices(),
             self._estimator.joint_names, self.get_clock().now().to_msg()))
-        self._visualizer = VisualizationWorker(self._pubs['markers'], self._pubs['overlay'],
-                                               self._faces, self._warn)
-        self._stop.clear()
-        self._slot.reopen()
-        self._worker = threading.Thread(target=self._work, name='romp_inference', daemon=True)
-        self._worker.start()
+        self._visualizer = VisualizationWorker(
+            self._pubs['markers'], self._pubs['overlay'], self._faces, self._warn,
+            birds_eye_pub=self._pubs['birds_eye'],
+            birds_eye_config=BirdsEyeConfig(size=(config.birds_eye_size_px,) * 2,
+                                            depth_range_m=config.birds_eye_range_m))
+        stop, slot = threading.Event(), LatestSlot()
+        thread = threading.Thread(target=self._work, args=(stop, slot), name='romp_inference',
+                                  daemon=True)
+        self._worker = _Worker(thread=thread, stop=stop, slot=slot)
+        thread.start()
         self._subscribe(config)
-        self._timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self._active = True
         self.get_logger().info(f'active: listening on {self._image_topic(config)} '
                                f'({config.qos_reliability}, depth {config.qos_depth})')
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Stop listening and inferring, delete the markers, remove the publishers."""
+        """Stop listening and inferring, delete the markers, disable the publishers.
+
+        Returns at once: a frame the worker is still inferring is dropped when it finishes.
+        """
         self._deactivate()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Release the estimator (and its device memory)."""
+        """Release the estimator (and its device memory) and the publishers."""
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
@@ -256,13 +330,20 @@ class RompNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def destroy_node(self) -> None:
-        """Detach the core log forwarding and destroy the node."""
+        """Wait (bounded) for deactivated workers, detach the log forwarding, destroy."""
+        self._join_retired(SHUTDOWN_JOIN_TIMEOUT_S)
         if self._log_handler is not None:
-            core_logger = logging.getLogger('romp_ros')
-            core_logger.removeHandler(self._log_handler)
-            core_logger.propagate = True
+            logging.getLogger('romp_ros').removeHandler(self._log_handler)
             self._log_handler = None
         super().destroy_node()
+
+    def _join_retired(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for worker in self._retired:
+            worker.thread.join(max(0.0, deadline - time.monotonic()))
+            if worker.thread.is_alive():
+                self.get_logger().warning('an inference worker was still busy at shutdown')
+        self._retired = [w for w in self._retired if w.thread.is_alive()]
 
     def _subscribe(self, config: NodeConfig) -> None:
         qos = input_qos(config.qos_reliability, config.qos_depth)
@@ -280,41 +361,52 @@ class RompNode(LifecycleNode):
         return f'{base}/compressed' if config.image_transport == 'compressed' else base
 
     def _deactivate(self) -> None:
-        """Undo :meth:`_activate`, also a partial one (each resource is checked)."""
+        """Undo :meth:`_activate`, also a partial one (each resource is checked).
+
+        Does not wait for the inference worker: it is told to stop, its slot is closed, and a
+        frame it is still inferring is dropped (its stop flag is checked before publishing).
+        The publishers stay (they are disabled by the lifecycle transition).
+        """
         self._active = False
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
-        if self._timer is not None:
-            self.destroy_timer(self._timer)
-            self._timer = None
-        self._stop.set()
-        self._slot.close()
         if self._worker is not None:
-            self._worker.join(WORKER_JOIN_TIMEOUT_S)
-            if self._worker.is_alive():
-                self.get_logger().warning('the inference worker did not stop in time')
+            self._worker.stop.set()
+            self._worker.slot.close()
+            self._retired = [w for w in self._retired if w.thread.is_alive()]
+            self._retired.append(self._worker)
             self._worker = None
         if self._visualizer is not None:
             context_ok = rclpy.ok(context=self.context)
-            if not self._visualizer.stop(WORKER_JOIN_TIMEOUT_S, clear_markers=context_ok):
+            if not self._visualizer.stop(VISUALIZATION_STOP_TIMEOUT_S,
+                                         clear_markers=context_ok):
                 self.get_logger().warning('the visualization worker did not stop in time')
             wait_acked = getattr(self._pubs.get('markers'), 'wait_for_all_acked', None)
             if context_ok and wait_acked is not None:  # RViz gets the DELETEALL before we go
-                wait_acked(Duration(seconds=0.5))
+                wait_acked(Duration(seconds=MARKERS_ACK_TIMEOUT_S))
             self._visualizer = None
-        for pub in self._pubs.values():
-            self.destroy_publisher(pub)
+
+    def _destroy_publishers(self) -> None:
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        for topic, pub in self._pubs.items():
+            if topic == '/diagnostics':
+                self.destroy_publisher(pub)
+            else:
+                self.destroy_lifecycle_publisher(pub)
         self._pubs = {}
 
     def _release(self) -> None:
+        self._destroy_publishers()
         if self._estimator is None:
             return
         device = getattr(self._estimator, 'device', None)
         self._estimator = None
         self._faces = None
         self._config = None
-        self._intrinsics.clear()
+        self._cameras.clear()
         self._announced_frames.clear()
         self._fov_warned.clear()
         self._id_sources.clear()
@@ -335,20 +427,27 @@ class RompNode(LifecycleNode):
         self._enqueue(msg, compressed=True)
 
     def _enqueue(self, msg, compressed: bool) -> None:
-        dropped = self._slot.put(PendingFrame(msg=msg, compressed=compressed,
-                                              received=time.monotonic()))
+        worker = self._worker
+        if worker is None:
+            return
+        dropped = worker.slot.put(PendingFrame(msg=msg, compressed=compressed,
+                                               received=time.monotonic()))
         self._stats.frame_received(dropped)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         frame = msg.header.frame_id
-        problem = self._intrinsics.update(frame, msg.k, msg.width, msg.height)
+        mode = self._live.camera_model
+        problem = self._cameras.update(msg, mode)
         if problem:
             self._warn(f'camera_info:{frame}:{re.sub(r"[-0-9.e]+", "N", problem)}',
                        f"camera_info for frame '{frame}' ignored: {problem}; using the last "
-                       'valid K of that frame or the default field of view')
+                       'valid camera of that frame or the default field of view')
         elif frame not in self._announced_frames:
             self._announced_frames.add(frame)
-            self.get_logger().info(f"using camera_info intrinsics for frame '{frame}'")
+            lens = msg.distortion_model or 'no'
+            self.get_logger().info(
+                f"using camera_info of frame '{frame}' ({mode} images: "
+                + (f'K and the {lens} lens)' if mode == 'raw' else 'P, no lens)'))
 
     def _publish_diagnostics(self) -> None:
         pub = self._pubs.get('/diagnostics')
@@ -362,18 +461,25 @@ class RompNode(LifecycleNode):
                                      self._live.latency_warn_ms, self._active, hardware, extra))
 
     # -- worker thread ----------------------------------------------------------------------
-    def _work(self) -> None:
-        while not self._stop.is_set():
-            frame = self._slot.take(timeout=0.2)
-            if frame is None:
-                continue
-            try:
-                self._process(frame)
-            except Exception as err:  # keep the node alive whatever one frame does
-                self._stats.error()
-                if not self._stop.is_set():
-                    self._warn(f'worker:{type(err).__name__}',
-                               f'frame failed: {type(err).__name__}: {err}', error=True)
+    def _work(self, stop: threading.Event, slot: LatestSlot[PendingFrame]) -> None:
+        handler = self._log_handler
+        if handler is not None:
+            handler.attach_thread()
+        try:
+            while not stop.is_set():
+                frame = slot.take(timeout=0.2)
+                if frame is None:
+                    continue
+                try:
+                    self._process(frame, stop)
+                except Exception as err:  # keep the node alive whatever one frame does
+                    self._stats.error()
+                    if not stop.is_set():
+                        self._warn(f'worker:{type(err).__name__}',
+                                   f'frame failed: {type(err).__name__}: {err}', error=True)
+        finally:
+            if handler is not None:
+                handler.detach_thread()
 
     def _warn(self, key: str, text: str, error: bool = False) -> None:
         show, suppressed = self.warn_limiter.check(key)
@@ -388,7 +494,7 @@ class RompNode(LifecycleNode):
         try:
             if frame.compressed:
                 return decode_compressed(msg.format, msg.data)
-            return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+            return decode_raw_image(msg)
         except ImageDecodeError as err:
             self._stats.frame_skipped()
             kind = msg.format if frame.compressed else msg.encoding
@@ -396,24 +502,36 @@ class RompNode(LifecycleNode):
                        f'image skipped: {err}')
             return None
 
-    def _camera_k(self, frame_id: str, height: int, width: int):
-        stored = self._intrinsics.get(frame_id)
-        if stored is None:
+    def _camera(self, frame_id: str, height: int, width: int,
+                fov_deg: float) -> CameraModel | None:
+        """The camera of an image of ``frame_id`` (K and lens, or P), or None (default FOV)."""
+        mode = self._live.camera_model
+        try:
+            found = self._cameras.camera_for_image(frame_id, height, width, mode)
+        except CameraModelError as err:
+            self._warn(f'camera_unusable:{frame_id}:{mode}',
+                       f"camera_info of frame '{frame_id}' does not fit its {width}x{height} "
+                       f'images: {err}; assuming the default field of view')
+            return None
+        if found is None:
             if frame_id not in self._fov_warned:  # once per frame (until cleanup)
                 self._fov_warned.add(frame_id)
                 self.get_logger().warning(
                     f"no valid camera_info for frame '{frame_id}' yet; assuming the default "
-                    f'field of view ({self._config.estimator.fov_deg:g} deg) until one '
-                    'arrives')
+                    f'field of view ({fov_deg:g} deg) until one arrives')
             return None
-        k, rescaled = stored.for_image(height, width)
-        if rescaled:
+        for text in found.warnings:
+            self._warn(f'camera_note:{frame_id}:{text[:40]}',
+                       f"camera_info of frame '{frame_id}': {text}")
+        if found.rescaled:
+            stored = self._cameras.get(frame_id)
+            height_info, width_info = stored.image_size() if stored is not None else (0, 0)
             self._warn(f'rescaled_k:{frame_id}',
-                       f"camera_info of frame '{frame_id}' is for {stored.width}x"
-                       f'{stored.height} images, the image is {width}x{height}; K is scaled')
-        return k
+                       f"camera_info of frame '{frame_id}' is for {width_info}x{height_info} "
+                       f'images, the image is {width}x{height}; K is scaled')
+        return found.camera
 
-    def _process(self, frame: PendingFrame) -> None:
+    def _process(self, frame: PendingFrame, stop: threading.Event) -> None:
         started = time.monotonic()
         decoded = self._decode(frame)
         if decoded is None:
@@ -421,18 +539,24 @@ class RompNode(LifecycleNode):
         header = frame.msg.header
         pixels = decoded.pixels if decoded.color_order == 'rgb' else decoded.pixels[:, :, ::-1]
         height, width = pixels.shape[:2]
-        k = self._camera_k(header.frame_id, height, width)
-        result = self._estimator.predict([pixels], intrinsics=[k])[0]
+        estimator, config = self._estimator, self._config
+        if estimator is None or stop.is_set():
+            return
+        camera = self._camera(header.frame_id, height, width, config.estimator.fov_deg)
+        result = estimator.predict([pixels], intrinsics=[camera])[0]
+        if stop.is_set():  # deactivated meanwhile: drop the frame, leave the trackers alone
+            return
         stamp_s = header.stamp.sec + header.stamp.nanosec * 1e-9
         source = self._id_sources.get(header.frame_id)
         if source is None:
             source = self._id_sources[header.frame_id] = make_id_source(
-                self._config, repose=self._estimator.pose_bodies)
+                config, repose=estimator.pose_bodies)
         result, identities = source.update(result, stamp_s)
-        cfg, est = self._live, self._config.estimator
-        if self._stop.is_set():
+        cfg, est = self._live, config.estimator
+        pubs, visualizer = self._pubs, self._visualizer
+        if stop.is_set() or not pubs or visualizer is None:
             return
-        self._pubs['people'].publish(conversions.person_mesh_array(
+        pubs['people'].publish(conversions.person_mesh_array(
             result, header, identities, est.model, est.backbone, cfg.publish_vertices))
         latency = time.monotonic() - frame.received
         if not header.frame_id:
@@ -445,17 +569,18 @@ class RompNode(LifecycleNode):
                 tf.transforms.extend(conversions.coasting_transforms(header, identities,
                                                                      cfg.tf_prefix))
             if tf.transforms:
-                self._pubs['/tf'].publish(tf)
+                pubs['/tf'].publish(tf)
         # markers and overlay only while someone listens, on the visualization thread
-        markers = cfg.publish_markers and self._pubs['markers'].get_subscription_count() > 0
-        overlay = cfg.publish_overlay and self._pubs['overlay'].get_subscription_count() > 0
-        if markers or overlay:
-            self._visualizer.submit(VisualizationJob(
+        markers = cfg.publish_markers and pubs['markers'].get_subscription_count() > 0
+        overlay = cfg.publish_overlay and pubs['overlay'].get_subscription_count() > 0
+        birds_eye = cfg.publish_birds_eye and pubs['birds_eye'].get_subscription_count() > 0
+        if markers or overlay or birds_eye:
+            visualizer.submit(VisualizationJob(
                 result=result, identities=identities, header=header,
                 pixels=decoded.pixels if overlay else None, color_order=decoded.color_order,
-                markers=markers, mesh=cfg.marker_mesh))
+                markers=markers, mesh=cfg.marker_mesh, birds_eye=birds_eye))
         self._stats.frame_done(time.monotonic() - started, latency, result.num_people,
-                               'camera_info' if k is not None else 'default_fov')
+                               'camera_info' if camera is not None else 'default_fov')
 
 
 def main(args=None) -> int:

@@ -6,6 +6,10 @@ every triangle. Doing that on the inference thread would slow people and TF down
 is open, so the inference worker hands each frame's result to this worker through a one-slot,
 latest-wins buffer: visualisation runs at the rate it can, never holds up inference, and drops
 stale frames (counted) rather than queueing them.
+
+With a bird's-eye publisher, each visualised frame also becomes a top-down picture of the
+people around the camera (``romp_ros.core.render.draw_birds_eye``), with trails per person
+id (docs/visualization.md).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from romp_ros.core.render import BirdsEyeConfig, BirdsEyePeople, TrailKeeper, draw_birds_eye
 from romp_ros.core.results import FrameResult
 from romp_ros.ros import conversions
 from romp_ros.ros.frame_buffer import LatestSlot
@@ -36,6 +41,7 @@ class VisualizationJob:
         color_order: 'rgb' or 'bgr', the order of ``pixels``.
         markers: build the MarkerArray.
         mesh: include the mesh in the markers.
+        birds_eye: draw and publish the bird's-eye view (needs a bird's-eye publisher).
     """
 
     result: FrameResult
@@ -45,16 +51,25 @@ class VisualizationJob:
     color_order: str
     markers: bool
     mesh: bool
+    birds_eye: bool = False
 
 
 class VisualizationWorker:
     """Publishes markers and overlays for the newest submitted frame on a daemon thread."""
 
     def __init__(self, markers_pub: Any, overlay_pub: Any, faces: np.ndarray,
-                 warn: Callable[[str, str], None]) -> None:
-        """Start the thread; ``warn(key, text)`` reports a throttled warning."""
+                 warn: Callable[[str, str], None], birds_eye_pub: Any = None,
+                 birds_eye_config: BirdsEyeConfig | None = None) -> None:
+        """Start the thread; ``warn(key, text)`` reports a throttled warning.
+
+        ``birds_eye_pub``: a sensor_msgs/Image publisher for the bird's-eye view, or None;
+        ``birds_eye_config``: its size and scale (None: the default 480 x 480, 12 m).
+        """
         self._markers_pub = markers_pub
         self._overlay_pub = overlay_pub
+        self._birds_eye_pub = birds_eye_pub
+        self._birds_eye_config = birds_eye_config or BirdsEyeConfig()
+        self._trails = TrailKeeper()
         self._faces = faces
         self._warn = warn
         self._state = conversions.MarkerPublisherState()
@@ -103,6 +118,30 @@ class VisualizationWorker:
                 self._markers_pub.publish(array)
         if job.pixels is not None:
             self._publish_overlay(job)
+        if self._birds_eye_pub is not None:
+            self._publish_birds_eye(job)
+
+    def _publish_birds_eye(self, job: VisualizationJob) -> None:
+        # trails follow every visualised frame, the picture only when someone wants it
+        people = BirdsEyePeople.from_result(job.result, job.identities.ids)
+        stamp_s = job.header.stamp.sec + job.header.stamp.nanosec * 1e-9
+        self._trails.update(people.ids, people.positions, stamp_s)
+        if not job.birds_eye:
+            return
+        try:
+            picture = draw_birds_eye(people, self._birds_eye_config,
+                                     intrinsics=job.result.intrinsics,
+                                     image_width=job.result.image_size[1],
+                                     trails=self._trails.trails())
+        except ImportError as err:
+            self._warn('birds_eye_import', f"bird's-eye view disabled: {err} (install OpenCV)")
+            return
+        height, width = picture.shape[:2]
+        msg = Image(header=conversions.copy_header(job.header), height=height, width=width,
+                    encoding='rgb8', is_bigendian=0, step=width * 3)
+        msg.data = picture.tobytes()
+        if not self._stop.is_set():
+            self._birds_eye_pub.publish(msg)
 
     def _publish_overlay(self, job: VisualizationJob) -> None:
         try:

@@ -1,7 +1,7 @@
 """Synthetic multi-person sequences with ground-truth identities and simulated estimator errors.
 
 A sequence is a pinhole camera (default 1280x720, fx = fy = 900, 1.3 m above a flat ground,
-looking horizontally) and 1-10 people walking on the ground 2-15 m in front of it. Each person
+looking horizontally) and 1-32 people walking on the ground 2-15 m in front of it. Each person
 is a 24-joint SMPL-like skeleton (SMPL's kinematic tree, rest offsets of a ~1.7 m adult scaled
 per identity) driven by a walking gait, with a global orientation facing the walking direction.
 
@@ -13,8 +13,9 @@ estimator:
   ambiguity) plus per-frame range noise, both proportional to the range, and a small error
   perpendicular to the ray;
 * box edges jitter, betas and joint rotations are noisy, confidences drop with occlusion;
-* people are missed at random, not detected at all while mostly hidden behind a nearer person
-  (occlusion gaps), and not detected once less than half of their box is in the image;
+* people are missed at random, not detected at all while their body is mostly hidden behind
+  nearer bodies (occlusion gaps), and not detected once less than half of their box is in the
+  image;
 * a few false positives appear, mostly with low confidence;
 * frames can be dropped (independently and in bursts) and stamps jitter.
 
@@ -67,7 +68,9 @@ _REST_OFFSETS = np.array([
 _PELVIS_HEIGHT_M = 0.93  # above the soles, for the 1.7 m template
 _HEAD_TOP_ABOVE_HEAD_M = 0.13
 
-SCENARIOS = ('crossing', 'occlusion', 'enter_leave', 'crowd', 'dropped_frames', 'static')
+SCENARIOS = ('crossing', 'occlusion', 'enter_leave', 'crowd', 'dropped_frames', 'static',
+             'dense_crossing', 'dense_pacing')
+MAX_PEOPLE = 32
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ class NoiseSpec:
         miss_rate: probability that a visible person is not detected in a frame.
         fp_per_frame: expected false positives per frame (Poisson).
         fp_high_conf_share: share of false positives with confidence in [0.5, 0.7].
-        min_visibility: people with less of their box visible are not detected (occluded).
+        min_visibility: people with less of their body visible are not detected (occluded).
     """
 
     range_frac: float = 0.05
@@ -131,7 +134,7 @@ class SequenceSpec:
 
     Attributes:
         scenario: one of :data:`SCENARIOS`, the motion pattern.
-        num_people: identities, 1 to 10.
+        num_people: identities, 1 to :data:`MAX_PEOPLE`.
         duration_s: length before frame drops.
         fps: nominal frame rate.
         camera: intrinsics and mounting height.
@@ -162,8 +165,8 @@ class SequenceSpec:
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
             raise ValueError(f'unknown scenario {self.scenario!r}; expected one of {SCENARIOS}')
-        if not 1 <= self.num_people <= 10:
-            raise ValueError(f'num_people must be in 1..10, got {self.num_people}')
+        if not 1 <= self.num_people <= MAX_PEOPLE:
+            raise ValueError(f'num_people must be in 1..{MAX_PEOPLE}, got {self.num_people}')
         if not (self.duration_s > 0 and self.fps > 0):
             raise ValueError('duration_s and fps must be positive')
         if not 0 < self.depth_range[0] < self.depth_range[1]:
@@ -191,6 +194,16 @@ def preset(name: str, **overrides) -> SequenceSpec:
                                        stamp_jitter_s=0.003),
         'static': SequenceSpec('static', num_people=2, duration_s=8.0, depth_range=(3.0, 6.0),
                                speed_range=(0.0, 0.0)),
+        # The hard cases: a busy crossing seen by a slow camera that drops frames; walkers
+        # crossing the view (about half of them in view at once), or all 16 in view, pacing.
+        'dense_crossing': SequenceSpec('dense_crossing', num_people=16, duration_s=16.0,
+                                       fps=15.0, depth_range=(3.0, 12.0),
+                                       speed_range=(0.8, 1.7), drop_rate=0.05,
+                                       noise=NoiseSpec(fp_per_frame=0.3)),
+        'dense_pacing': SequenceSpec('dense_pacing', num_people=16, duration_s=16.0,
+                                     fps=15.0, depth_range=(3.0, 12.0),
+                                     speed_range=(0.8, 1.7), drop_rate=0.05,
+                                     noise=NoiseSpec(fp_per_frame=0.3)),
     }
     if name not in base:
         raise ValueError(f'unknown preset {name!r}; expected one of {SCENARIOS}')
@@ -209,7 +222,8 @@ class SyntheticFrame:
         gt_root: (G, 3) m, true pelvis positions, camera optical frame.
         gt_joints: (G, 24, 3) m, true joints, camera optical frame.
         gt_bbox: (G, 4) px, true boxes [u_min, v_min, u_max, v_max].
-        gt_visibility: (G,) share of each box not hidden by nearer people.
+        gt_visibility: (G,) share of each body (capsule silhouette) not hidden by nearer
+            people.
         gt_thetas: (G, 72) true pose, axis-angle.
         gt_betas: (G, 10) true shape.
         detections: the simulated estimator output (rows sorted by descending confidence).
@@ -542,6 +556,57 @@ def _smooth_heading(heading: np.ndarray, fps: float, window_s: float = 0.8) -> n
                      for i in range(heading.shape[1])], axis=1)
 
 
+def _plan_dense(spec: SequenceSpec, rng: np.random.Generator, t: np.ndarray, p: int,
+                pacing: bool) -> _Plan:
+    """Walkers crossing the whole view sideways, both ways, at every depth.
+
+    Each keeps its depth (up to a slow drift) and speed. Crossing (``pacing=False``, a busy
+    crosswalk): it enters at one border at its own time and leaves at the other; start times
+    are spread so that about half of the walkers are in view at any moment. Pacing: everyone
+    is in view all the time and turns round where its box would start to leave the image.
+    Either way people going opposite ways pass one another at all depths, near ones hiding
+    far ones.
+    """
+    near, far = spec.depth_range
+    tan = _half_fov_tan(spec.camera)
+    xs, zs = np.empty((t.size, p)), np.empty((t.size, p))
+    heading = np.zeros((t.size, p))
+    speed = np.zeros((t.size, p))
+    for i in range(p):
+        z0 = rng.uniform(near, far)
+        s = rng.uniform(*spec.speed_range)
+        vz = rng.normal(0.0, 0.1)
+        side = rng.choice([-1.0, 1.0])  # the border it enters from / its first direction
+        zs[:, i] = np.clip(z0 + vz * t, near, far)
+        if pacing:
+            # position in units of the half view at the walker's current depth (0.8 of it)
+            lim = 0.8 * zs[:, i] * tan
+            travelled = np.concatenate([[0.0], np.cumsum(s / spec.fps / lim[:-1])])
+            u, turn = _fold(rng.uniform(-1.0, 1.0) + travelled, -1.0, 1.0)
+            xs[:, i] = -side * u * lim
+            heading[:, i] = np.arctan2(side * s * turn, -vz)
+        else:
+            half_width = z0 * tan + 0.6  # a little outside the view, so it walks in
+            crossing_s = 2.0 * half_width / s
+            start = rng.uniform(-0.5 * crossing_s, spec.duration_s - 0.5 * crossing_s)
+            xs[:, i] = side * (half_width - s * (t - start))
+            heading[:, i] = math.atan2(side * s, -vz)
+        speed[:, i] = s
+    return _Plan(xs, zs, heading, speed)
+
+
+def _plan_dense_crossing(spec: SequenceSpec, rng: np.random.Generator, t: np.ndarray,
+                         p: int) -> _Plan:
+    """A busy crosswalk (:func:`_plan_dense`)."""
+    return _plan_dense(spec, rng, t, p, pacing=False)
+
+
+def _plan_dense_pacing(spec: SequenceSpec, rng: np.random.Generator, t: np.ndarray,
+                       p: int) -> _Plan:
+    """Everyone in view, pacing from border to border (:func:`_plan_dense`)."""
+    return _plan_dense(spec, rng, t, p, pacing=True)
+
+
 _PLANNERS = {
     'crossing': _plan_crossing,
     'occlusion': _plan_occlusion,
@@ -549,6 +614,8 @@ _PLANNERS = {
     'crowd': _plan_random_walk,
     'dropped_frames': _plan_random_walk,
     'static': _plan_static,
+    'dense_crossing': _plan_dense_crossing,
+    'dense_pacing': _plan_dense_pacing,
 }
 
 
@@ -571,18 +638,66 @@ def _inside_fraction(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.where(area > 0, iw * ih / np.maximum(area, 1e-9), 0.0)
 
 
-def _visibility(boxes: np.ndarray, depth: np.ndarray) -> np.ndarray:
-    """Share of each box not covered by the boxes of people at least 0.3 m nearer (grid test)."""
-    gu, gv = np.meshgrid(np.linspace(0.05, 0.95, 8), np.linspace(0.05, 0.95, 12))
-    # (P, G) sample points inside each box.
-    u = boxes[:, :1] + gu.reshape(1, -1) * (boxes[:, 2:3] - boxes[:, :1])
-    v = boxes[:, 1:2] + gv.reshape(1, -1) * (boxes[:, 3:4] - boxes[:, 1:2])
-    # inside[i, g, j]: sample g of person i lies in the box of person j.
-    uu, vv, b = u[:, :, None], v[:, :, None], boxes[None, None]
-    inside = ((uu >= b[..., 0]) & (uu <= b[..., 2]) & (vv >= b[..., 1]) & (vv <= b[..., 3]))
-    nearer = depth[None, :] < depth[:, None] - 0.3  # (i, j): j is in front of i
-    covered = (inside & nearer[:, None, :]).any(axis=2)
-    return 1.0 - covered.mean(axis=1)
+# Body silhouette: a capsule around each bone (child joint index -> radius in metres, for the
+# 1.7 m template), and the head as a capsule from the head joint to the head top.
+_BONE_RADIUS_M = np.array([0.0, 0.08, 0.08, 0.14, 0.06, 0.06, 0.14, 0.05, 0.05, 0.14, 0.04,
+                           0.04, 0.06, 0.07, 0.07, 0.06, 0.05, 0.05, 0.045, 0.045, 0.04, 0.04,
+                           0.04, 0.04])
+_HEAD_RADIUS_M = 0.1
+_SAMPLES_PER_BONE = 3
+
+
+def _body_segments(joints: np.ndarray, head_top: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                      np.ndarray]:
+    """(P, L, 3) segment starts, (P, L, 3) ends, (L,) radii: the bones and the head."""
+    children = np.arange(1, 24)
+    parents = np.array(SMPL_PARENTS)[children]
+    starts = np.concatenate([joints[:, parents], joints[:, 15:16]], axis=1)
+    ends = np.concatenate([joints[:, children], head_top[:, None]], axis=1)
+    radii = np.concatenate([_BONE_RADIUS_M[children], [_HEAD_RADIUS_M]])
+    return starts, ends, radii
+
+
+def _visibility(intrinsics: np.ndarray, joints: np.ndarray, head_top: np.ndarray,
+                scale: np.ndarray) -> np.ndarray:
+    """(P,) share of each body not hidden behind the bodies of people nearer to the camera.
+
+    Bodies are capsules around the bones (a skeleton silhouette, not a box): a person behind
+    another stays visible between the legs and beside the torso, as a detector sees them.
+    Points along each bone of person i are hidden when they fall, in the image, inside a
+    capsule of a person j whose pelvis is at least 0.3 m nearer.
+
+    Args:
+        intrinsics: (3, 3) K.
+        joints: (P, 24, 3) camera-frame joints of the people in front of the camera.
+        head_top: (P, 3) camera-frame head tops.
+        scale: (P,) body-size factors (capsule radii scale with them).
+    """
+    p = joints.shape[0]
+    if p < 2:
+        return np.ones(p)
+    starts, ends, radii = _body_segments(joints, head_top)  # (P, L, 3), (L,)
+    t = (np.arange(_SAMPLES_PER_BONE) + 0.5) / _SAMPLES_PER_BONE
+    samples = starts[:, :, None] + t[None, None, :, None] * (ends - starts)[:, :, None]
+    samples = samples.reshape(p, -1, 3)  # (P, S, 3)
+    pts = project_points(intrinsics, samples)  # (P, S, 2)
+    a = project_points(intrinsics, starts)  # (P, L, 2)
+    b = project_points(intrinsics, ends)
+    depth = 0.5 * (starts[..., 2] + ends[..., 2])  # (P, L)
+    radius_px = intrinsics[0, 0] * radii[None] * scale[:, None] / np.maximum(depth, 0.1)
+    pelvis_z = joints[:, 0, 2]
+    hidden = np.zeros(pts.shape[:2], dtype=bool)  # (P, S)
+    for j in range(p):
+        behind = np.flatnonzero(pelvis_z > pelvis_z[j] + 0.3)
+        if behind.size == 0:
+            continue
+        q = pts[behind][:, :, None, :]  # (B, S, 1, 2) points of the people behind j
+        ab = (b[j] - a[j])[None, None]  # (1, 1, L, 2)
+        rel = q - a[j][None, None]
+        along = np.clip(np.sum(rel * ab, -1) / np.maximum(np.sum(ab * ab, -1), 1e-9), 0, 1)
+        dist = np.linalg.norm(rel - along[..., None] * ab, axis=-1)  # (B, S, L)
+        hidden[behind] |= (dist <= radius_px[j][None, None]).any(axis=-1)
+    return 1.0 - hidden.mean(axis=1)
 
 
 def _weak_perspective(intrinsics: np.ndarray, roots: np.ndarray,
@@ -684,7 +799,7 @@ def generate_sequence(spec: SequenceSpec, seed: int) -> SyntheticSequence:
     frames = []
     for f in _kept_frames(spec, rng, num):
         frames.append(_render_frame(spec, rng, k, image_size, f, t[f], roots[f], joints[f],
-                                    head_top[f], thetas[f], betas, range_bias))
+                                    head_top[f], thetas[f], betas, range_bias, height_scale))
     stamps = np.array([fr.stamp_s for fr in frames])
     if spec.stamp_jitter_s > 0:
         stamps = stamps + rng.normal(0.0, spec.stamp_jitter_s, stamps.size)
@@ -699,7 +814,8 @@ def generate_sequence(spec: SequenceSpec, seed: int) -> SyntheticSequence:
 def _render_frame(spec: SequenceSpec, rng: np.random.Generator, k: np.ndarray,
                   image_size: tuple[int, int], index: int, stamp: float, roots: np.ndarray,
                   joints: np.ndarray, head_top: np.ndarray, thetas: np.ndarray,
-                  betas: np.ndarray, range_bias: np.ndarray) -> SyntheticFrame:
+                  betas: np.ndarray, range_bias: np.ndarray,
+                  scale: np.ndarray) -> SyntheticFrame:
     noise = spec.noise
     h, w = image_size
     p = roots.shape[0]
@@ -709,7 +825,7 @@ def _render_frame(spec: SequenceSpec, rng: np.random.Generator, k: np.ndarray,
     inside = np.where(in_front, _inside_fraction(boxes, w, h), 0.0)
     present = inside >= 0.5
     vis = np.zeros(p)
-    vis[present] = _visibility(boxes[present], roots[present, 2])
+    vis[present] = _visibility(k, joints[present], head_top[present], scale[present])
 
     # Random draws happen for every identity in every frame, in a fixed order, so a change
     # in who is visible does not shift the random stream of the others.

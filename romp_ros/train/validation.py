@@ -2,8 +2,9 @@
 
 The weights being trained go through exactly what the node and ``romp-ros infer`` run
 (:class:`~romp_ros.core.estimator.Estimator`: center NMS at the model's threshold, body model,
-translation solved with the frame's K), and the people found are matched and scored like
-``romp-ros evaluate`` does (:func:`romp_ros.evaluation.validation.validation_scores`).
+translation solved with the frame's camera, lens included), and the people found are matched
+and scored like ``romp-ros evaluate`` does
+(:func:`romp_ros.evaluation.validation.validation_scores`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from tqdm import tqdm
 from romp_ros.core.body.joint_names import SMPL_JOINT_NAMES
 from romp_ros.core.config import EstimatorConfig
 from romp_ros.core.estimator import Estimator
+from romp_ros.core.geometry.calibration import fit_to_image
+from romp_ros.core.geometry.camera_model import CameraModel, CameraModelError
 from romp_ros.data.dataset_format import DatasetError, FrameLabel
 from romp_ros.evaluation.validation import validation_scores
 from romp_ros.train.config import TrainConfig
@@ -59,8 +62,7 @@ def validate(model: torch.nn.Module, source, config: TrainConfig,
             LOG.warning('validation frame %s skipped: %s', frame.image, err)
             skipped += 1
             continue
-        k = tuple(frame.camera.k) if frame.camera is not None else None
-        result = estimator.predict([image], intrinsics=[k])[0]
+        result = estimator.predict([image], intrinsics=[_camera(frame, image.shape[:2])])[0]
         gt_joints.append(truth[0])
         gt_keypoints.append(truth[1])
         pred_joints.append(result.joints_camera()[:, :NUM_SMPL_JOINTS])
@@ -99,6 +101,21 @@ def _ground_truth(frame: FrameLabel, names: tuple[str, ...]
     if not joints:
         return np.zeros((0, NUM_SMPL_JOINTS, 3)), np.zeros((0, NUM_SMPL_JOINTS, 2))
     return np.stack(joints), np.stack(keypoints)
+
+
+def _camera(frame: FrameLabel, image_size: tuple[int, int]) -> CameraModel | None:
+    """The frame's camera (K and lens) for its image, or None (the default field of view)."""
+    label = frame.camera
+    if label is None:
+        return None
+    try:
+        camera = CameraModel(label.width, label.height, tuple(label.k), label.distortion_model,
+                             tuple(label.d))
+        return fit_to_image(camera, *image_size)[0]
+    except CameraModelError as err:
+        LOG.warning('validation frame %s: camera not usable (%s); the default field of view '
+                    'is assumed', frame.image, err)
+        return None
 
 
 def _device_name(device: torch.device) -> str:

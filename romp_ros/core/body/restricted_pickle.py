@@ -6,6 +6,15 @@ would import and call whatever the file names, so a tampered download could run 
 :class:`RestrictedUnpickler` resolves only the handful of globals these files need; chumpy and
 scipy objects become inert local placeholders that keep their pickled state, so neither chumpy
 (unmaintained, broken on recent numpy) nor scipy's private pickle layout matters.
+
+Users often re-save the files with Python 3 and without chumpy. Every pickle protocol (0-5) of
+numpy arrays and scipy sparse matrices is accepted. The extra names these need:
+
+* protocols 0-2 written by Python 3 store each bytes object as
+  ``_codecs.encode(text, 'latin1')`` and an empty one as ``builtins.bytes()``: both are answered
+  by narrow stand-ins (:func:`_latin1_bytes`, :func:`_empty_bytes`), never the real callables;
+* protocol 5 stores contiguous arrays as in-band buffers read by numpy's ``_frombuffer``, which
+  only wraps the buffer.
 """
 
 from __future__ import annotations
@@ -80,16 +89,45 @@ class CsrMatrixState(SparseMatrixState):
     sparse_format = 'csr'
 
 
-def _numpy_pickle_helpers() -> tuple[Any, Any]:
+def _numpy_pickle_helpers() -> tuple[Any, Any, Any]:
     # numpy moved these helpers from numpy.core to numpy._core (2.0); asking numpy how it
     # pickles avoids importing either private path.
     reconstruct = np.zeros(0).__reduce__()[0]
     scalar = np.float64(0.0).__reduce__()[0]
-    return reconstruct, scalar
+    frombuffer = np.zeros(1).__reduce_ex__(5)[0]  # (B,) contiguous -> the buffer path
+    return reconstruct, scalar, frombuffer
+
+
+_LATIN1_NAMES = frozenset({'latin1', 'latin_1', 'latin-1', 'iso-8859-1', 'iso8859-1', 'l1'})
+
+
+def _latin1_bytes(text: Any, encoding: Any = 'latin1') -> bytes:
+    """Stand-in for ``_codecs.encode``, which Python 3 pickles bytes with (protocols 0-2).
+
+    Only ``codecs.encode(text, 'latin1')`` is answered. Any other codec or argument type is
+    refused: a codec lookup may import modules.
+    """
+    if not isinstance(text, str) or not isinstance(encoding, str) \
+            or encoding.lower() not in _LATIN1_NAMES:
+        raise UnsafePickleError(
+            f'refusing _codecs.encode with a {type(text).__name__} and codec {encoding!r}: '
+            "a body-model pickle only encodes text with 'latin1'")
+    return text.encode('latin1')
+
+
+def _empty_bytes(*args: Any) -> bytes:
+    """Stand-in for ``builtins.bytes``, which Python 3 pickles ``b''`` with (protocols 0-2).
+
+    Arguments are refused: ``bytes(10**12)`` would allocate a terabyte.
+    """
+    if args:
+        raise UnsafePickleError('refusing builtins.bytes with arguments: a body-model pickle '
+                                'only calls it without any (an empty byte string)')
+    return b''
 
 
 def _allowed_globals() -> dict[tuple[str, str], Any]:
-    reconstruct, scalar = _numpy_pickle_helpers()
+    reconstruct, scalar, frombuffer = _numpy_pickle_helpers()
     allowed: dict[tuple[str, str], Any] = {
         ('numpy', 'ndarray'): np.ndarray,
         ('numpy', 'dtype'): np.dtype,
@@ -103,14 +141,22 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
         ('builtins', 'set'): set,
         ('chumpy.ch', 'Ch'): ChumpyArrayState,
         ('chumpy', 'Ch'): ChumpyArrayState,
+        # Python 3, protocols 0-2: bytes objects (array buffers) and empty bytes
+        ('_codecs', 'encode'): _latin1_bytes,
+        ('__builtin__', 'bytes'): _empty_bytes,
+        ('builtins', 'bytes'): _empty_bytes,
     }
     for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
         allowed[(module, '_reconstruct')] = reconstruct
         allowed[(module, 'scalar')] = scalar
-    # The public module and every private one scipy has pickled these classes under.
+    for module in ('numpy.core.numeric', 'numpy._core.numeric'):
+        allowed[(module, '_frombuffer')] = frombuffer  # protocol 5
+    # The public module and every private one scipy has pickled these classes under; the
+    # sparse-array classes (scipy >= 1.8) keep the same state.
     for fmt, placeholder in (('csc', CscMatrixState), ('csr', CsrMatrixState)):
         for module in ('scipy.sparse', f'scipy.sparse.{fmt}', f'scipy.sparse._{fmt}'):
             allowed[(module, f'{fmt}_matrix')] = placeholder
+            allowed[(module, f'{fmt}_array')] = placeholder
     return allowed
 
 
@@ -140,6 +186,15 @@ class RestrictedUnpickler(pickle.Unpickler):
     def persistent_load(self, pid: Any) -> Any:
         """Refuse persistent ids (official files have none)."""
         raise UnsafePickleError(f'{self._source}: refusing a persistent id in the pickle')
+
+    def load(self) -> Any:
+        """Unpickle; a refusal raised by a stand-in is prefixed with the source name."""
+        try:
+            return super().load()
+        except UnsafePickleError as err:
+            if str(err).startswith(f'{self._source}: '):
+                raise
+            raise UnsafePickleError(f'{self._source}: {err}') from None
 
 
 def restricted_load(file: BinaryIO, source: str = '<pickle>') -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 
+from romp_ros.core.geometry.camera_model import CameraModel, CameraModelError
 from romp_ros.core.results import CameraIntrinsics
 
 _LOG = logging.getLogger(__name__)
@@ -27,11 +28,14 @@ class IntrinsicsError(ValueError):
 
 def validate_intrinsics(fx: float, fy: float, cx: float, cy: float,
                         image_size: tuple[int, int] | None = None,
-                        source: str = 'camera') -> CameraIntrinsics:
-    """Check a pinhole K and return it as :class:`CameraIntrinsics`.
+                        source: str = 'camera', distortion_model: str = 'none',
+                        d: tuple[float, ...] = ()) -> CameraIntrinsics:
+    """Check a camera (K, and optionally its lens) and return it as :class:`CameraIntrinsics`.
 
     Errors (raised): a focal length that is zero, negative, NaN or infinite; a principal
-    point that is NaN or infinite; an image size that is not positive.
+    point that is NaN or infinite; an image size that is not positive; an unknown distortion
+    model or coefficients that do not fit it (the model's name is normalised: 'fisheye' ->
+    'equidistant', '' -> 'none'; plumb_bob's 4-value D gets its k3 = 0).
 
     Warning only (logged, the intrinsics are returned): a principal point more than half the
     image size outside the image. Off-centre principal points are legitimate for crops and
@@ -44,6 +48,7 @@ def validate_intrinsics(fx: float, fy: float, cx: float, cy: float,
         image_size: (height, width) of the images the K applies to, or None to skip the
             principal point check.
         source: recorded in the result ('camera' or 'fov').
+        distortion_model, d: the lens, as in ``sensor_msgs/CameraInfo``.
 
     Returns:
         :class:`CameraIntrinsics` with float fields.
@@ -76,8 +81,33 @@ def validate_intrinsics(fx: float, fy: float, cx: float, cy: float,
             _LOG.warning(
                 'principal point (cx, cy)=(%.1f, %.1f) lies far outside the %dx%d image; '
                 'is the camera matrix for another resolution?', cx_val, cy_val, width, height)
+    model, coefficients = _checked_lens(distortion_model, d)
     return CameraIntrinsics(fx=values['fx'], fy=values['fy'], cx=values['cx'],
-                            cy=values['cy'], source=source)
+                            cy=values['cy'], source=source, distortion_model=model,
+                            d=coefficients)
+
+
+def _checked_lens(distortion_model: str, d) -> tuple[str, tuple[float, ...]]:
+    """The normalised (model, coefficients) of a lens; 'none' for a pinhole with D = 0."""
+    try:
+        coefficients = tuple(float(v) for v in d)
+    except (TypeError, ValueError) as err:
+        raise IntrinsicsError(f'distortion coefficients {d!r} are not numbers') from err
+    if distortion_model in ('', 'none', 'plumb_bob', 'rational_polynomial') \
+            and not any(coefficients):
+        return 'none', ()
+    try:
+        lens = CameraModel(1, 1, (1.0, 1.0, 0.0, 0.0), distortion_model, coefficients)
+    except CameraModelError as err:
+        raise IntrinsicsError(str(err)) from err
+    return lens.distortion_model, lens.d
+
+
+def intrinsics_from_camera(camera: CameraModel, source: str = 'camera') -> CameraIntrinsics:
+    """The :class:`CameraIntrinsics` (K and lens) of a :class:`CameraModel`."""
+    fx, fy, cx, cy = camera.k
+    return validate_intrinsics(fx, fy, cx, cy, source=source,
+                               distortion_model=camera.distortion_model, d=camera.d)
 
 
 def focal_from_fov(side_px: float, fov_deg: float = DEFAULT_FOV_DEG) -> float:

@@ -13,6 +13,10 @@ z forward; pixels u right, v down):
   image, so that the body projects onto its predicted 2D keypoints: linear least squares,
   then robust (iteratively re-weighted, Huber then Cauchy) Levenberg-Marquardt on the pixel
   reprojection error. Use this whenever the camera is known.
+* :func:`solve_translation_with_camera` - the same through a camera with lens distortion
+  (plumb_bob, rational_polynomial, equidistant): a linear start from the keypoints' viewing
+  rays, then the robust Levenberg-Marquardt on the reprojection error in the distorted
+  pixels, through the lens (docs/geometry.md says why this, not undistorting first).
 * :func:`bev_translation` - BEV's closed form from its (scale, y, x) camera.
 
 The linear system: a joint X (body frame) seen at pixel p = (u, v) satisfies, for each image
@@ -25,10 +29,16 @@ true pixel error when the camera matters.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 import math
+from typing import Sequence
 
+import numpy as np
 import torch
+
+from romp_ros.core.geometry.camera_model import CameraModel
+from romp_ros.core.geometry.lens_projection import LensBatch, lens_batch, project_through_lens
 
 # The reference's constants: 512-pixel network square, f = 256 / tan(30 deg) rounded.
 REFERENCE_INPUT_SIZE = 512
@@ -155,6 +165,85 @@ def solve_translation_with_intrinsics(
                                                                 dtype=dtype))
     trans, ok = _linear_solve(prepared)
     trans, clamped = _push_in_front(prepared, trans, min_depth)
+    return _refine(prepared, trans, ok, clamped, iterations, min_depth, robust, joints.dtype)
+
+
+def solve_translation_with_camera(
+        joints: torch.Tensor, keypoints_px: torch.Tensor,
+        cameras: CameraModel | Sequence[CameraModel], camera_index: torch.Tensor | None = None,
+        weights: torch.Tensor | None = None, *, iterations: int = 10,
+        min_depth: float = 0.05, robust: bool = True) -> TranslationSolution:
+    """Translations that make each body project onto its 2D keypoints through a real lens.
+
+    The keypoints are in the camera's own (distorted) pixels, as a network that saw the raw
+    image predicts them. Steps:
+
+    1. Linear start from viewing rays: each keypoint's unit ray b (``CameraModel.pixel_rays``,
+       valid for fisheye rays beyond 90 degrees too) and the joint X must satisfy
+       (I - b b^T)(X + t) = 0, i.e. the joint lies on its ray; weighted least squares over
+       the joints (the squared distance of each joint from its ray). A usable joint closer
+       than ``min_depth`` along its ray pushes the person out along the mean ray (flagged as
+       in :func:`solve_translation_with_intrinsics`).
+    2. The robust Levenberg-Marquardt of :func:`solve_translation_with_intrinsics` on the
+       pixel error in the DISTORTED image, with the lens's analytic Jacobian
+       (:mod:`~romp_ros.core.geometry.lens_projection`): the network's keypoint noise is in
+       those pixels, so this is the maximum-likelihood fit, wherever the person is in the
+       image.
+
+    An undistorted pinhole camera gives the same answer as
+    :func:`solve_translation_with_intrinsics` (up to rounding); call that one for them.
+
+    Args:
+        joints: (N, J, 3) body-frame joints, metres.
+        keypoints_px: (N, J, 2) keypoints in pixels of the camera's (raw) image.
+        cameras: one camera for everyone, or a list of C cameras with ``camera_index``.
+        camera_index: (N,) int64 index into ``cameras`` of each person's camera (None: all 0).
+        weights, iterations, min_depth, robust: as in
+            :func:`solve_translation_with_intrinsics` (``min_depth`` applies along each
+            joint's ray; for the fisheye it is the distance from the camera).
+
+    Returns:
+        :class:`TranslationSolution`; ``reproj_rmse_px`` in the distorted pixels.
+    """
+    cameras = [cameras] if isinstance(cameras, CameraModel) else list(cameras)
+    if joints.dim() != 3 or joints.shape[-1] != 3:
+        raise ValueError(f'joints must be (N, J, 3), got {tuple(joints.shape)}')
+    if keypoints_px.shape != joints.shape[:2] + (2,):
+        raise ValueError(f'keypoints must be (N, J, 2) = {joints.shape[:2] + (2,)}, '
+                         f'got {tuple(keypoints_px.shape)}')
+    num = joints.shape[0]
+    if camera_index is None:
+        camera_index = torch.zeros(num, dtype=torch.long)
+    camera_index = camera_index.to(device=joints.device, dtype=torch.long)
+    if camera_index.shape != (num,):
+        raise ValueError(f'camera_index must be (N,) = ({num},), '
+                         f'got {tuple(camera_index.shape)}')
+    if num and (int(camera_index.min()) < 0 or int(camera_index.max()) >= len(cameras)):
+        raise ValueError(f'camera_index must be in [0, {len(cameras)})')
+    dtype = _solve_dtype(joints)
+    device = joints.device
+    keypoints = keypoints_px.to(device=device, dtype=dtype)
+    lens = lens_batch(cameras, camera_index, dtype=dtype, device=device)
+    rays = _keypoint_rays(keypoints, cameras, camera_index)  # (N, J, 3)
+    rays_ok = torch.isfinite(rays).all(dim=-1)  # (N, J)
+    weights = (joints.new_ones(joints.shape[:2], dtype=dtype) if weights is None
+               else weights.to(device=device, dtype=dtype))
+    if weights.shape != joints.shape[:2]:
+        raise ValueError(f'weights must be (N, J) = {tuple(joints.shape[:2])}, '
+                         f'got {tuple(weights.shape)}')
+    weights = torch.where(rays_ok, weights, torch.zeros_like(weights))
+    base = _prepare(joints.to(dtype), keypoints, lens.matrices(), weights)
+    rays = torch.where(base.usable[..., None], rays, torch.zeros_like(rays))
+    prepared = dataclasses.replace(base, lens=lens, rays=rays)
+    trans, ok = _bearing_solve(prepared)
+    trans, clamped = _push_along_rays(prepared, trans, min_depth)
+    return _refine(prepared, trans, ok, clamped, iterations, min_depth, robust, joints.dtype)
+
+
+def _refine(prepared: '_Prepared', trans: torch.Tensor, ok: torch.Tensor,
+            clamped: torch.Tensor, iterations: int, min_depth: float, robust: bool,
+            out_dtype: torch.dtype) -> TranslationSolution:
+    """The robust Levenberg-Marquardt refinement from a linear start, and the result."""
     damping = torch.full_like(trans[:, 0], _LM_INIT)  # (N,)
     for step in range(max(iterations, 0)):
         # Huber first (convex: safe from a linear start that outliers dragged away), then
@@ -169,7 +258,6 @@ def solve_translation_with_intrinsics(
     nan = torch.full_like(trans, math.nan)
     trans = torch.where(ok[:, None], trans, nan)
     rmse = torch.where(ok, rmse, nan[:, 0])
-    out_dtype = joints.dtype
     return TranslationSolution(trans=trans.to(out_dtype), valid=valid,
                                reproj_rmse_px=rmse.to(out_dtype), depth_clamped=clamped & ok)
 
@@ -212,6 +300,8 @@ class _Prepared:
     weights: torch.Tensor  # (N, J), zero for unusable joints
     usable: torch.Tensor  # (N, J) bool
     ok_inputs: torch.Tensor  # (N,) bool: finite K, enough joints, non-degenerate 3D spread
+    lens: LensBatch | None = None  # per-person lenses (None: the pinhole K of k_mat)
+    rays: torch.Tensor | None = None  # (N, J, 3) unit viewing rays of the keypoints (lens)
 
 
 def _solve_dtype(reference: torch.Tensor) -> torch.dtype:
@@ -269,6 +359,57 @@ def _linear_solve(prep: _Prepared) -> tuple[torch.Tensor, torch.Tensor]:
     return trans, ok & (info == 0) & torch.isfinite(trans).all(dim=1)
 
 
+def _keypoint_rays(keypoints: torch.Tensor, cameras: list[CameraModel],
+                   camera_index: torch.Tensor) -> torch.Tensor:
+    """(N, J, 3) unit viewing rays of the keypoints, each through its person's camera.
+
+    The lens is inverted on the host in float64 (:meth:`CameraModel.pixel_rays`); a handful of
+    cameras per batch, 2 x J values per person.
+    """
+    pixels = keypoints.detach().cpu().numpy().astype(np.float64)  # (N, J, 2)
+    index = camera_index.cpu().numpy()
+    rays = np.full(pixels.shape[:-1] + (3,), np.nan)
+    for cam_id in np.unique(index):
+        rows = index == cam_id
+        with np.errstate(invalid='ignore', divide='ignore', over='ignore'):
+            rays[rows] = cameras[int(cam_id)].pixel_rays(pixels[rows])
+    return torch.as_tensor(rays, dtype=keypoints.dtype, device=keypoints.device)
+
+
+def _bearing_solve(prep: _Prepared) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted least squares for t with every joint on its viewing ray; (N, 3), (N,) ok."""
+    eye = torch.eye(3, dtype=prep.joints.dtype, device=prep.joints.device)
+    # (I - b b^T): the projection onto the plane normal to the ray, (N, J, 3, 3)
+    across = eye - prep.rays[..., :, None] * prep.rays[..., None, :]
+    weighted = across * prep.weights[..., None, None]
+    normal = weighted.sum(dim=1)  # (N, 3, 3)
+    moment = -(weighted @ prep.joints[..., None]).squeeze(-1).sum(dim=1)  # (N, 3)
+    ok = prep.ok_inputs & _well_conditioned(normal)
+    normal = torch.where(ok[:, None, None], normal, eye)
+    moment = torch.where(ok[:, None], moment, torch.zeros_like(moment))
+    trans, info = torch.linalg.solve_ex(normal, moment)
+    return trans, ok & (info == 0) & torch.isfinite(trans).all(dim=1)
+
+
+def _push_along_rays(prep: _Prepared, trans: torch.Tensor,
+                     min_depth: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move solutions with a usable joint nearer than ``min_depth`` (along its ray) outwards.
+
+    A polynomial lens also needs every joint at a positive depth; the fisheye sees sideways,
+    so only the distance along the ray counts there.
+    """
+    points = prep.joints + trans[:, None, :]  # (N, J, 3)
+    along = (points * prep.rays).sum(dim=-1)  # (N, J)
+    front = torch.where(prep.lens.fisheye[:, None], along, torch.minimum(along, points[..., 2]))
+    nearest = torch.where(prep.usable, front, torch.full_like(front, math.inf)).amin(dim=1)
+    clamped = nearest < min_depth  # (N,)
+    mean_ray = (prep.rays * prep.usable[..., None]).sum(dim=1)  # (N, 3)
+    mean_ray = mean_ray / mean_ray.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    shift = torch.where(clamped, min_depth - nearest, torch.zeros_like(nearest))
+    shift = torch.nan_to_num(shift, nan=0.0, posinf=0.0, neginf=0.0)
+    return trans + mean_ray * shift[:, None], clamped
+
+
 def _well_conditioned(normal: torch.Tensor) -> torch.Tensor:
     finite = torch.isfinite(normal).flatten(1).all(dim=1)
     safe = torch.where(finite[:, None, None], normal, torch.eye(3, dtype=normal.dtype,
@@ -289,15 +430,28 @@ def _push_in_front(prep: _Prepared, trans: torch.Tensor,
                                dim=1), clamped
 
 
-def _residuals(prep: _Prepared, trans: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
-                                                              torch.Tensor]:
-    """Pixel residuals (N, J, 2), projections (N, J, 2) and depths (N, J) at ``trans``."""
+def _evaluate(prep: _Prepared, trans: torch.Tensor, jacobian: bool = True
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Pixel residuals (N, J, 2), how far in front (N, J) and d pixel / d t (N, J, 2, 3).
+
+    "In front" is the depth for pinhole and polynomial lenses and the distance from the
+    camera for the fisheye (see ``LensProjection.front``).
+    """
     points = prep.joints + trans[:, None, :]  # (N, J, 3) camera frame
+    if prep.lens is not None:
+        projected = project_through_lens(points, prep.lens)
+        return (projected.pixels - prep.keypoints, projected.front,
+                projected.jacobian if jacobian else None)
     homog = points @ prep.k_mat.transpose(-1, -2)  # (N, J, 3)
     depth = points[..., 2]
     safe_depth = torch.where(depth.abs() > 1e-12, depth, torch.ones_like(depth))
     proj = homog[..., :2] / safe_depth[..., None]
-    return proj - prep.keypoints, proj, depth
+    jac = None
+    if jacobian:
+        # d proj_i / d t = (K_i - proj_i e_3) / z for the image rows i: (N, J, 2, 3).
+        e3 = prep.k_mat.new_tensor([0.0, 0.0, 1.0])
+        jac = (prep.k_mat[:, None, :2, :] - proj[..., None] * e3) / safe_depth[..., None, None]
+    return proj - prep.keypoints, depth, jac
 
 
 def _robust_cost(norms: torch.Tensor, scale: torch.Tensor, weights: torch.Tensor,
@@ -336,14 +490,10 @@ def _lm_step(prep: _Prepared, trans: torch.Tensor, damping: torch.Tensor, min_de
     Returns the new (N, 3) translations and (N,) damping factors: accepted steps keep the
     candidate and relax the damping, rejected ones keep the estimate and stiffen it.
     """
-    resid, proj, depth = _residuals(prep, trans)
+    resid, _, jac = _evaluate(prep, trans)
     norms = resid.norm(dim=-1)  # (N, J)
     scale = _robust_scale(norms, prep.usable)
     weights = prep.weights * _irls_weights(norms, scale, loss)  # (N, J)
-    # d proj_i / d t = (K_i - proj_i e_3) / z for the image rows i: (N, J, 2, 3).
-    e3 = prep.k_mat.new_tensor([0.0, 0.0, 1.0])
-    safe_depth = torch.where(depth.abs() > 1e-12, depth, torch.ones_like(depth))
-    jac = (prep.k_mat[:, None, :2, :] - proj[..., None] * e3) / safe_depth[..., None, None]
     weighted_jac = jac * weights[..., None, None]
     hess = torch.einsum('njik,njil->nkl', weighted_jac, jac)  # (N, 3, 3)
     grad = torch.einsum('njik,nji->nk', weighted_jac, resid)  # (N, 3)
@@ -353,7 +503,7 @@ def _lm_step(prep: _Prepared, trans: torch.Tensor, damping: torch.Tensor, min_de
     damped = hess + torch.diag_embed(diag * damping[:, None] + 1e-12)
     step = -_batched_solve(damped, grad)
     candidate = trans + step
-    new_resid, _, new_depth = _residuals(prep, candidate)
+    new_resid, new_depth, _ = _evaluate(prep, candidate, jacobian=False)
     old_cost = _robust_cost(norms, scale, prep.weights, loss)
     new_cost = _robust_cost(new_resid.norm(dim=-1), scale, prep.weights, loss)
     in_front = torch.where(prep.usable, new_depth, torch.full_like(new_depth, math.inf))
@@ -371,7 +521,7 @@ def _batched_solve(matrix: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
 
 
 def _rmse(prep: _Prepared, trans: torch.Tensor) -> torch.Tensor:
-    resid, _, _ = _residuals(prep, trans)
+    resid, _, _ = _evaluate(prep, trans, jacobian=False)
     sq = (resid ** 2).sum(dim=-1) * prep.usable  # (N, J)
     count = prep.usable.sum(dim=1).clamp_min(1)
     return (sq.sum(dim=1) / count).sqrt()

@@ -79,6 +79,10 @@ class CostWeights:
             true pairs.
         shape_noise: expected std of one estimated beta coefficient around the person's mean.
         shape_cap: shape distances above this (in noise units) all count as "different".
+        shape_gate: pairs whose shape distance exceeds this (in noise units: a mean squared
+            betas difference of ``shape_gate * shape_noise**2``, 0.36 by default) are
+            forbidden, like pairs outside the motion gate; ``inf`` turns the gate off. It
+            stops an unseen track from taking the detection of someone else nearby.
     """
 
     motion: float = 1.0
@@ -87,12 +91,24 @@ class CostWeights:
     gate_chi2: float = 16.27
     shape_noise: float = 0.3
     shape_cap: float = 9.0
+    shape_gate: float = 4.0
+
+    def __post_init__(self) -> None:
+        for name in ('motion', 'overlap', 'shape'):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f'CostWeights.{name} must be >= 0')
+        for name in ('gate_chi2', 'shape_noise', 'shape_cap', 'shape_gate'):
+            if not getattr(self, name) > 0:
+                raise ValueError(f'CostWeights.{name} must be positive')
 
 
 def combined_cost(mahalanobis_sq: np.ndarray, iou: np.ndarray, shape_dist: np.ndarray,
                   weights: CostWeights) -> tuple[np.ndarray, np.ndarray]:
-    """(T, D) cost and validity from the three (T, D) terms; invalid = outside the motion gate."""
-    valid = mahalanobis_sq <= weights.gate_chi2
+    """(T, D) cost and validity from the three (T, D) terms.
+
+    A pair is invalid outside the motion gate or the shape gate.
+    """
+    valid = (mahalanobis_sq <= weights.gate_chi2) & (shape_dist <= weights.shape_gate)
     cost = (weights.motion * np.minimum(mahalanobis_sq / weights.gate_chi2, 1.0)
             + weights.overlap * (1.0 - iou)
             + weights.shape * np.minimum(shape_dist / weights.shape_cap, 1.0))

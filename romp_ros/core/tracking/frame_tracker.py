@@ -96,10 +96,8 @@ class FrameTracker:
         betas = out.betas[observed].astype(np.float32)  # (N, B)
         joints, verts = self._repose(betas, thetas)  # body frame
         trans = (root - joints[:, 0]).astype(np.float32)  # (N, 3)
-        k = people.intrinsics
-        cam_pts = joints + trans[:, None]  # (N, J, 3)
-        depth = np.maximum(cam_pts[..., 2:3], 1e-6)
-        pj2d = cam_pts[..., :2] / depth * np.array([k.fx, k.fy]) + np.array([k.cx, k.cy])
+        # through the frame's camera, lens included: pj2d_org is in the raw image's pixels
+        pj2d = people.intrinsics.project(joints + trans[:, None])  # (N, J, 2)
         return replace(people, smpl_thetas=thetas, smpl_betas=betas,
                        cam=out.cam[observed].astype(np.float32), cam_trans=trans,
                        joints=joints.astype(np.float32),

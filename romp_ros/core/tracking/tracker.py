@@ -62,7 +62,10 @@ class TrackerConfig:
             be re-associated until then.
         report_coast_s: coasting tracks are reported while unseen for at most this long (their
             predicted box drifts; a robot still wants to know about a person hidden a moment).
-        tentative_max_coast_s: the same for tentative tracks (one missed frame at 30 Hz).
+        tentative_max_coast_s: the same for tentative tracks. It must exceed the time between
+            processed frames, a dropped frame included: 1.5 s lets a person be confirmed at
+            30 Hz, at 15 Hz with drops and on a CPU at 1-3 Hz alike (the node and
+            ``romp-ros infer --track`` use these defaults too).
         output_tentative: also report tentative tracks.
         weights: association cost weights and gates.
         second_stage_min_iou: IoU a low-confidence detection needs with the track's box.
@@ -81,7 +84,7 @@ class TrackerConfig:
     min_hits: int = 3
     max_coast_s: float = 3.0
     report_coast_s: float = 1.0
-    tentative_max_coast_s: float = 0.1
+    tentative_max_coast_s: float = 1.5
     output_tentative: bool = False
     weights: CostWeights = field(default=CostWeights())
     second_stage_min_iou: float = 0.1
