@@ -309,3 +309,38 @@ def test_evaluate_accepts_a_camera_calibration(tmp_path, models_dir, seeded_chec
     both = _run(*common, '--camera-info', calibration, '--intrinsics', '300,300,320,240',
                 '--out', tmp_path / 'out')
     assert both.returncode == 2 and 'not allowed with argument' in both.stderr
+
+
+def test_camera_mode_choices_agree_with_the_core():
+    """The CLI spells the choices out (its --help must not need numpy); they are the core's."""
+    from romp_ros.cli.camera_flags import CAMERA_MODES
+    from romp_ros.core.geometry.calibration import CAMERA_MODES as CORE_MODES
+    assert CAMERA_MODES == CORE_MODES
+
+
+HELP_WITHOUT_HEAVY_PACKAGES = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('numpy', 'torch', 'cv2', 'scipy', 'rosbags', 'smplx'):
+            raise ImportError('blocked ' + name)
+sys.meta_path.insert(0, Block())
+from romp_ros.cli.main import build_parser
+parser = build_parser()
+names = sorted(parser._subparsers._group_actions[0].choices)
+for name in names:
+    try:
+        parser.parse_args([name, '--help'])
+    except SystemExit:
+        pass
+print('SUBCOMMANDS=' + ','.join(names))
+"""
+
+
+def test_every_help_works_without_the_heavy_packages():
+    """`romp-ros --help` and each sub-command's help import neither numpy nor torch."""
+    result = subprocess.run([sys.executable, '-c', HELP_WITHOUT_HEAVY_PACKAGES],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = result.stdout.strip().splitlines()[-1].removeprefix('SUBCOMMANDS=').split(',')
+    assert {'infer', 'synth', 'make-bag', 'train', 'evaluate', 'export-motion'} <= set(names)

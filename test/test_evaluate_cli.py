@@ -260,3 +260,9 @@ def test_a_model_that_finds_nobody_still_gets_its_report_and_plots(tmp_path, tru
     assert report['people']['matched'] == 0 and report['people']['missed'] > 0
     assert report['detection']['recall'] == 0.0
     assert sorted(p.name for p in tmp_path.glob('*.png')) == sorted(PLOTS)
+
+
+def test_protocol_choices_agree_with_the_library():
+    from romp_ros.cli.evaluate import PROTOCOL_NAMES
+    from romp_ros.evaluation.protocols import PROTOCOLS
+    assert PROTOCOL_NAMES == tuple(sorted(PROTOCOLS))

@@ -497,3 +497,9 @@ def test_export_reads_what_infer_track_writes(tmp_path, models_dir, seeded_check
     _, tracks = gltf_tracks(glb.paths[0])
     np.testing.assert_allclose(tracks[f'track_{track}'][1], camera_joints(data)[rows] * YUP,
                                atol=5e-3)
+
+
+def test_cli_format_choices_agree_with_the_library():
+    from romp_ros.cli.export_motion import EXPORT_FORMATS
+    from romp_ros.export.export_motion import FORMATS
+    assert EXPORT_FORMATS == FORMATS

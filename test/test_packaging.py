@@ -13,7 +13,8 @@ import xml.etree.ElementTree as ET
 from conftest import REPO_ROOT
 import pytest
 
-SUBCOMMANDS = ('infer', 'prepare-models', 'download', 'bench')
+SUBCOMMANDS = ('infer', 'prepare-models', 'download', 'synth', 'make-bag', 'train', 'evaluate',
+               'export-motion', 'bench')
 
 
 @pytest.mark.slow

@@ -11,12 +11,17 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 import logging
+from typing import TYPE_CHECKING
 
-from romp_ros.core.geometry.calibration import CAMERA_MODES, CameraCalibration, image_camera
-from romp_ros.core.geometry.camera_model import CameraModel
-from romp_ros.core.results import CameraIntrinsics
+if TYPE_CHECKING:  # numpy-backed: imported where used, so `romp-ros --help` needs no numpy
+    from romp_ros.core.geometry.calibration import CameraCalibration
+    from romp_ros.core.geometry.camera_model import CameraModel
+    from romp_ros.core.results import CameraIntrinsics
 
 LOG = logging.getLogger(__name__)
+
+# romp_ros.core.geometry.calibration.CAMERA_MODES (test/test_cli.py checks they agree)
+CAMERA_MODES = ('raw', 'rectified')
 
 
 def add_camera_flags(group) -> None:
@@ -70,6 +75,7 @@ class FixedCamera:
             return self.intrinsics
         if self.calibration is None:
             return None
+        from romp_ros.core.geometry.calibration import image_camera
         camera, warnings = image_camera(self.calibration, height, width, self.mode)
         for text in warnings:
             if text not in self._said:  # once per distinct message

@@ -16,6 +16,10 @@ from romp_ros.cli.model_flags import add_model_flags, config_from_args
 
 LOG = logging.getLogger(__name__)
 
+# romp_ros.evaluation.protocols.PROTOCOLS, spelled out so that --help needs no numpy
+# (test/test_evaluate_cli.py checks they agree)
+PROTOCOL_NAMES = ('3dpw_14', '3dpw_24', 'agora', 'mupots', 'smpl24')
+
 
 def run(args: argparse.Namespace) -> int:
     """Run the sub-command; returns the exit status."""
@@ -70,7 +74,6 @@ def _num(value) -> str:
 
 def add_parser(sub) -> None:
     """Register the sub-command on the ``romp-ros`` sub-parsers."""
-    from romp_ros.evaluation.protocols import PROTOCOLS
     p = sub.add_parser(
         'evaluate', help='score predictions against ground truth (bags or a dataset)',
         description='Compare predicted people with ground truth: recorded predictions (a '
@@ -112,7 +115,7 @@ def add_parser(sub) -> None:
     model.add_argument('--no-verts', action='store_true',
                        help='skip mesh vertices (faster; no PVE)')
     score = p.add_argument_group('scoring')
-    score.add_argument('--protocol', choices=sorted(PROTOCOLS), default='smpl24',
+    score.add_argument('--protocol', choices=PROTOCOL_NAMES, default='smpl24',
                        help='joint set and headline metrics (docs/evaluation.md): smpl24 '
                             '(default) / 3dpw_24: 24 SMPL joints; 3dpw_14: the 14 LSP-order '
                             'H36M-regressor joints; mupots: PCK3D / AUC; agora: errors / F1')

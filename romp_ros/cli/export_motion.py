@@ -8,6 +8,10 @@ from pathlib import Path
 
 LOG = logging.getLogger(__name__)
 
+# romp_ros.export.export_motion.FORMATS, spelled out so that --help needs no numpy
+# (test/test_export.py checks they agree)
+EXPORT_FORMATS = ('glb', 'bvh', 'obj', 'ply', 'json')
+
 
 def run(args: argparse.Namespace) -> int:
     """Run the sub-command; returns the exit status."""
@@ -28,8 +32,6 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub) -> None:
     """Register the sub-command on the ``romp-ros`` sub-parsers."""
-    from romp_ros.export.export_motion import FORMATS
-
     p = sub.add_parser(
         'export-motion', help='export tracked people to glTF (.glb), BVH, OBJ/PLY or JSON',
         description='Export what `romp-ros infer --track` wrote to animation and mesh '
@@ -39,7 +41,7 @@ def add_parser(sub) -> None:
                     'optical frame of the results file.')
     p.add_argument('results', type=Path, metavar='RESULTS.npz',
                    help='the .npz written by `romp-ros infer --track --out`')
-    p.add_argument('--format', required=True, choices=FORMATS,
+    p.add_argument('--format', required=True, choices=EXPORT_FORMATS,
                    help='glb: one skinned, animated armature per track (needs --models-dir); '
                         'bvh: one skeleton file per track; obj / ply: one mesh per frame in a '
                         'folder per track (needs --models-dir); json: every parameter of '
