@@ -62,17 +62,17 @@ def weights(run: Path) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope='module')
 def short_run(dataset, tmp_path_factory) -> Path:
-    """24 steps of the CPU config (shared by the tests that need a trained run)."""
+    """16 steps of the CPU config (shared by the tests that need a trained run)."""
     run = tmp_path_factory.mktemp('short') / 'run'
-    romp_ros(*train_args(dataset, run, 24, '--set', 'logging.checkpoint_every=10',
-                         '--set', 'logging.image_every=12'))
+    romp_ros(*train_args(dataset, run, 16, '--set', 'logging.checkpoint_every=10',
+                         '--set', 'logging.image_every=8'))
     return run
 
 
 def test_a_short_run_lowers_the_loss_and_writes_the_run_folder(short_run, dataset):
     run = short_run
     rows = read_log(run)
-    assert [r['step'] for r in rows] == list(range(1, 25)), 'log_every 1: one row per step'
+    assert [r['step'] for r in rows] == list(range(1, 17)), 'log_every 1: one row per step'
     assert all(LOG_KEYS <= set(r) for r in rows)
     assert {'center', 'keypoints_2d', 'joints_3d', 'pose'} <= set(rows[0]), 'terms by name'
     assert all(r['world_size'] == 1 for r in rows)
@@ -88,7 +88,7 @@ def test_a_short_run_lowers_the_loss_and_writes_the_run_folder(short_run, datase
     assert resolved['model']['backbone'] == 'efficientnet_v2_s'
     assert resolved['data']['sources'][0]['path'] == str(dataset)
     ckpt = read_training_checkpoint(run / 'checkpoints' / 'last.pth')
-    assert ckpt['step'] == 24 and ckpt['config']['model']['input_size'] == 128
+    assert ckpt['step'] == 16 and ckpt['config']['model']['input_size'] == 128
     assert {'optimizer', 'scheduler', 'rng'} <= set(ckpt)
     assert not any(k.startswith('module.') for k in ckpt['model'])
     events = list((run / 'tensorboard').glob('events.out.tfevents.*'))
