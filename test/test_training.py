@@ -159,22 +159,61 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(dataset, tmp_
     assert all(torch.isfinite(v).all() for v in ckpt['model'].values() if v.is_floating_point())
 
 
-def test_frozen_backbone_stays_put(dataset, tmp_path):
-    run = tmp_path / 'frozen'
-    romp_ros(*train_args(dataset, run, 2, '--set', 'model.freeze_backbone=true',
-                         '--set', 'logging.checkpoint_every=1'))
-    from romp_ros.core.nets.factory import build_model
-    from romp_ros.train.model_setup import init_heads
-    torch.manual_seed(0)  # the run's seed: the same initial weights
-    start = build_model('romp', 'efficientnet_v2_s', input_size=128)
-    init_heads(start)
+def test_fine_tuning_from_an_official_file_with_a_frozen_backbone_in_bf16(
+        dataset, seeded_checkpoint, tmp_path):
+    """--init loads an official-layout file; the frozen backbone keeps exactly its weights
+    while the heads move; bf16 autocast on the CPU trains with finite losses."""
+    official = seeded_checkpoint('romp', 'efficientnet_v2_s')
+    run = tmp_path / 'finetune'
+    romp_ros(*train_args(dataset, run, 2, '--init', official, '--set',
+                         'model.freeze_backbone=true', '--set', 'optim.amp=bf16'))
+    from romp_ros.core.nets.checkpoint import load_checkpoint
+    initial = load_checkpoint(official)
     trained = weights(run)
     backbone = [k for k in trained if k.startswith('backbone.') and 'running' not in k
                 and 'num_batches' not in k]
     heads = [k for k in trained if k.startswith('final_layers.') and k.endswith('weight')]
-    initial = start.state_dict()
-    assert all(torch.equal(trained[k], initial[k]) for k in backbone)
-    assert any(not torch.equal(trained[k], initial[k]) for k in heads)
+    assert backbone and all(torch.equal(trained[k], initial[k]) for k in backbone)
+    moved = [k for k in heads if not torch.equal(trained[k], initial[k])]
+    assert moved, 'the heads must train'
+    # started from the file, not from scratch: the heads moved only a little
+    assert all(float((trained[k] - initial[k]).abs().max()) < 0.05 for k in heads)
+    assert all(np.isfinite(r['loss']) for r in read_log(run))
+
+
+def test_imagenet_backbone_weights_from_local_files(tmp_path):
+    """torchvision's ResNet-50 / EfficientNetV2-S files and the HRNet-W32 ImageNet layout load
+    into the backbones (classifier heads dropped); a foreign file is one clear error."""
+    import torchvision
+
+    from romp_ros.core.nets.factory import build_backbone
+    from romp_ros.train.model_setup import BackboneWeightsError, load_imagenet_backbone
+    torch.manual_seed(1)
+    resnet = torchvision.models.resnet50(weights=None).state_dict()
+    torch.save(resnet, tmp_path / 'resnet50.pth')
+    ours = build_backbone('resnet50')
+    load_imagenet_backbone(ours, 'resnet50', tmp_path / 'resnet50.pth')
+    assert torch.equal(ours.state_dict()['layer4.2.conv3.weight'], resnet['layer4.2.conv3.weight'])
+
+    effnet = torchvision.models.efficientnet_v2_s(weights=None).state_dict()
+    torch.save(effnet, tmp_path / 'effnet.pth')
+    ours = build_backbone('efficientnet_v2_s')
+    load_imagenet_backbone(ours, 'efficientnet_v2_s', tmp_path / 'effnet.pth')
+    assert torch.equal(ours.features.state_dict()['0.0.weight'], effnet['features.0.0.weight'])
+
+    hrnet = {k: v + 1.0 if v.is_floating_point() else v
+             for k, v in build_backbone('hrnet32').state_dict().items()}
+    release = {**hrnet, 'incre_modules.0.0.conv1.weight': torch.zeros(1),
+               'classifier.weight': torch.zeros(1000, 2048)}
+    torch.save({'state_dict': release}, tmp_path / 'hrnet.pth')
+    ours = build_backbone('hrnet32')
+    load_imagenet_backbone(ours, 'hrnet32', tmp_path / 'hrnet.pth')
+    assert torch.equal(ours.state_dict()['conv1.weight'], hrnet['conv1.weight'])
+
+    with pytest.raises(BackboneWeightsError, match='does not fit the hrnet32 backbone'):
+        load_imagenet_backbone(build_backbone('hrnet32'), 'hrnet32', tmp_path / 'resnet50.pth')
+    with pytest.raises(BackboneWeightsError, match='never'):
+        load_imagenet_backbone(build_backbone('resnet50'), 'resnet50', tmp_path / 'none.pth')
 
 
 def test_trained_checkpoint_runs_in_infer(short_run, dataset, tmp_path):
