@@ -265,6 +265,35 @@ def test_training_job_from_parameters(ros_domain_id, synthetic, tmp_path):
     assert (last.job, last.done, last.total) == ('train', 2, 2)
     assert 'loss' in list(last.names)
 
+    # the trained checkpoint runs in the perception node like an official file, at the input
+    # size it was trained at
+    from sensor_msgs.msg import Image
+
+    from romp_ros.msg import PersonMeshArray
+    romp = Process('romp_node', tmp_path, [ROMP_CONFIG, params_file(
+        tmp_path / 'romp.yaml', 'romp_node',
+        {'model': 'romp', 'backbone': 'efficientnet_v2_s',
+         'checkpoint': str(run / 'checkpoints' / 'last.pth'),
+         'models_dir': str(dataset_dir / 'body_model'), 'device': 'cpu',
+         'qos_reliability': 'reliable'})])
+    peer = Peer()
+    peer.subscribe('people', PersonMeshArray)
+    try:
+        assert romp.wait_for_log('active: listening', 180), romp.log()[-3000:]
+        assert 'input 128 px' in romp.log()
+        image = Image(height=96, width=128, encoding='rgb8', step=128 * 3,
+                      data=bytes(range(256)) * 144)
+        image.header.stamp.sec, image.header.frame_id = 7, 'cam'
+        pub = peer.publisher('image', Image)
+        assert peer.spin_until(lambda: pub.get_subscription_count() > 0, 30)
+        assert peer.spin_until(lambda: pub.publish(image) or peer.received['people'], 60), \
+            romp.log()[-3000:]
+        assert peer.received['people'][0].header.stamp.sec == 7
+        assert peer.received['people'][0].backbone == 'efficientnet_v2_s'
+    finally:
+        romp.stop()
+        peer.close()
+
 
 @pytest.mark.parametrize('values, fragment', [
     ({'job': 'train', 'output_dir': 'x'}, 'train_data'),

@@ -434,10 +434,14 @@ def test_offline_launch_end_to_end(ros2_daemon, tmp_path):
 
         assert peer.spin_until(lambda: gt.get_subscription_count() > 0
                                and pred.get_subscription_count() > 0, 30)
-        for stamp in (1, 2):  # two frames with nobody in them: ground truth and prediction
+        # two frames with nobody in them, ground truth and prediction. The two topics may be
+        # delivered in any order, so the stamps sit closer together than max_wait_s: a
+        # prediction that arrives before its ground truth is still waiting for it.
+        for nanosec in (0, 100_000_000):
             for pub in (gt, pred):
                 msg = PersonMeshArray(joint_names=list(ALL_JOINT_NAMES))
-                msg.header.stamp.sec = stamp
+                msg.header.stamp.sec = 1
+                msg.header.stamp.nanosec = nanosec
                 msg.header.frame_id = 'front_camera_optical_frame'
                 pub.publish(msg)
         assert peer.spin_until(lambda: any(p.done >= 2 for p in

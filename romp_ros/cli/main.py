@@ -17,7 +17,7 @@ LOG = logging.getLogger('romp_ros.cli')
 
 # Sub-command modules of romp_ros.cli, in the order --help lists them.
 SUBCOMMAND_MODULES = ('infer', 'prepare_models', 'download', 'synth', 'make_bag', 'train',
-                      'evaluate', 'export_motion', 'bench')
+                      'evaluate', 'export', 'export_motion', 'bench')
 
 # Error classes whose message is the whole story (shown as one line, without a traceback),
 # as (module, class name); a module that cannot be imported contributes nothing.
@@ -42,6 +42,8 @@ _USER_ERRORS = (
     ('romp_ros.train.checkpoints', 'TrainCheckpointError'),
     ('romp_ros.train.model_setup', 'BackboneWeightsError'),
     ('romp_ros.export.errors', 'MotionExportError'),
+    ('romp_ros.core.runtime.base', 'RuntimeSetupError'),
+    ('romp_ros.cli.reference_pipelines', 'ReferenceNotInstalledError'),
 )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 MODEL_CHOICES = ('romp', 'bev')
 BACKBONE_CHOICES = ('hrnet32', 'resnet50', 'efficientnet_v2_s')
+RUNTIME_CHOICES = ('torch', 'onnxruntime', 'openvino')
 
 
 def add_model_flags(parser: argparse.ArgumentParser, *, models_dir_required: bool = True) -> None:
@@ -29,10 +30,17 @@ def add_model_flags(parser: argparse.ArgumentParser, *, models_dir_required: boo
     parser.add_argument('--device', default='auto',
                         help="'auto' (CUDA if available), 'cpu' or 'cuda:N'")
     parser.add_argument('--precision', choices=('fp32', 'fp16', 'bf16'), default='fp32',
-                        help='network precision on CUDA (post-processing stays fp32)')
+                        help='network precision: fp16/bf16 on CUDA (torch; onnxruntime with '
+                             'TensorRT: fp16), bf16 on the CPU with --runtime openvino; '
+                             'post-processing stays fp32')
     parser.add_argument('--input-size', type=int, default=None, metavar='S',
                         help='network input side in pixels (default: the size a `romp-ros '
                              "train` checkpoint records, else 512, the official weights')")
+    parser.add_argument('--runtime', choices=RUNTIME_CHOICES, default='torch',
+                        help='where the network runs: torch, onnxruntime or openvino (pip '
+                             "install 'romp-ros[fast]'); --checkpoint may then be a .onnx "
+                             'file from `romp-ros export`. openvino with --precision bf16 is '
+                             'the fastest on CPUs with AMX / AVX512-BF16 (docs/performance.md)')
 
 
 def config_from_args(args: argparse.Namespace, **extra):
@@ -43,4 +51,5 @@ def config_from_args(args: argparse.Namespace, **extra):
         checkpoint=str(args.checkpoint) if args.checkpoint else '',
         models_dir=str(args.models_dir) if args.models_dir else '', device=args.device,
         precision=args.precision, center_thresh=args.center_thresh,
-        max_people=args.max_people, input_size=args.input_size, **extra)
+        max_people=args.max_people, input_size=args.input_size,
+        runtime=getattr(args, 'runtime', 'torch'), **extra)

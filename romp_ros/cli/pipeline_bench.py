@@ -37,7 +37,8 @@ class BenchReport:
         """Human-readable summary lines."""
         fps = self.batch / self.pipeline_s if self.pipeline_s > 0 else float('inf')
         return [
-            f'{self.config.model}/{self.config.backbone} on {self.config.device}, '
+            f'{self.config.model}/{self.config.backbone} on {self.config.device} '
+            f'({self.config.runtime}), '
             f'batch {self.batch}, {self.image_size[1]}x{self.image_size[0]} frames',
             f'  preprocess  {self.preprocess_s * 1e3:8.1f} ms',
             f'  network     {self.network_s * 1e3:8.1f} ms',
@@ -67,8 +68,7 @@ def run_pipeline_bench(config: EstimatorConfig, frames: int = 20, height: int = 
     pre, net, full, people = [], [], [], []
     with torch.inference_mode():
         tensor = prepare_batch(images, color_order='rgb', device=dev).tensor
-        forward = (estimator.model if config.model == 'romp'
-                   else estimator.model.forward_maps)
+        forward = estimator.runner.maps  # the network call of the configured runtime
         for step in tqdm(range(WARMUP + frames), desc='bench', unit='call'):
             t_pre = _timed(lambda: prepare_batch(images, color_order='rgb', device=dev), dev)
             t_net = _timed(lambda: forward(tensor), dev)

@@ -15,6 +15,8 @@ MODEL_NAMES = ('romp', 'bev')
 BACKBONE_NAMES = ('hrnet32', 'resnet50', 'efficientnet_v2_s')
 PRECISIONS = ('fp32', 'fp16', 'bf16')
 COLOR_ORDERS = ('rgb', 'bgr')
+# where the network runs (romp_ros.core.runtime); the last two are optional installs
+RUNTIME_NAMES = ('torch', 'onnxruntime', 'openvino')
 
 # Detection thresholds the reference applies by default to its official checkpoints. BEV: 0.08,
 # not the 0.1 of its settings table: simple-romp 1.1.4's `--crowd` flag is `store_false`, so
@@ -60,6 +62,11 @@ class EstimatorConfig:
             panoramas keep their size at the network input.
         wide_min_aspect: long side / short side from which an image is tiled (>= 1.5).
         wide_overlap: least shared fraction of neighbouring windows, in [0, 0.75].
+        runtime: where the network runs: 'torch' (default), 'onnxruntime' or 'openvino'
+            (``pip install 'romp-ros[fast]'``). Pre- and post-processing are the same for all.
+            ``checkpoint`` may then be a ``.onnx`` file written by ``romp-ros export``
+            (otherwise the torch checkpoint is exported in memory at start-up).
+            docs/performance.md compares them.
     """
 
     model: str = 'romp'
@@ -82,6 +89,7 @@ class EstimatorConfig:
     wide_tiling: bool = False
     wide_min_aspect: float = 2.0
     wide_overlap: float = 0.25
+    runtime: str = 'torch'
 
     def __post_init__(self) -> None:
         _choice('model', self.model, MODEL_NAMES)
@@ -92,6 +100,11 @@ class EstimatorConfig:
                 "'hrnet32' only (ROMP supports every backbone)")
         _choice('precision', self.precision, PRECISIONS)
         _choice('color_order', self.color_order, COLOR_ORDERS)
+        _choice('runtime', self.runtime, RUNTIME_NAMES)
+        if self.runtime == 'torch' and self.checkpoint.lower().endswith('.onnx'):
+            raise ConfigError(
+                f"checkpoint={self.checkpoint!r} is an ONNX file: set runtime='onnxruntime' or "
+                "'openvino' (runtime 'torch' loads .pkl/.pth/.pt/.safetensors checkpoints)")
         if not (self.device in ('auto', 'cpu') or _is_cuda_device(self.device)):
             raise ConfigError(
                 f"device={self.device!r} is invalid; use 'auto', 'cpu' or 'cuda:N' (N >= 0)")

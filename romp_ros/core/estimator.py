@@ -56,6 +56,8 @@ from romp_ros.core.postprocess.center_parsing import (
 from romp_ros.core.postprocess.params import apply_cam_scale, unpack_params
 from romp_ros.core.preprocess import DEFAULT_INPUT_SIZE, check_images, prepare_batch
 from romp_ros.core.results import CameraIntrinsics, FrameResult
+from romp_ros.core.runtime import RuntimeSetupError, build_runner
+from romp_ros.core.runtime.onnx_graphs import OnnxGraphs, load_graphs
 from romp_ros.core.tiling import Window, merge_windows, plan_windows
 
 LOG = logging.getLogger(__name__)
@@ -134,18 +136,27 @@ class Estimator:
         self.config = config
         self.device = resolve_device(config.device)
         self.spec = model_spec(config.model, config.backbone)
-        if config.precision != 'fp32' and self.device.type != 'cuda':
-            LOG.warning('precision=%s needs CUDA; running fp32 on %s', config.precision,
-                        self.device)
-        self._autocast_dtype = {'fp16': torch.float16, 'bf16': torch.bfloat16}.get(
-            config.precision) if self.device.type == 'cuda' else None
-
         self.body_model = self._load_body_model(config)
         self.input_size = config.input_size or DEFAULT_INPUT_SIZE
-        if model is None:
-            model = self._load_network(config)
-        model = model.to(self.device).eval()
-        self.model = optimize_for_inference(model) if config.optimize else model
+        graphs = None
+        if model is None and config.checkpoint.lower().endswith('.onnx'):
+            graphs = self._load_graphs(config)  # no torch network at all
+            self.model = None
+        else:
+            if model is None:
+                model = self._load_network(config)
+            model = model.to(self.device).eval()
+            self.model = optimize_for_inference(model) if config.optimize else model
+        try:
+            # the network call only: pre- and post-processing are the same for every runtime
+            self.runner = build_runner(config.runtime, model_name=config.model,
+                                       device=self.device, precision=config.precision,
+                                       model=self.model, graphs=graphs,
+                                       backbone=config.backbone, input_size=self.input_size)
+        except RuntimeSetupError as err:
+            raise EstimatorError(str(err)) from err
+        if config.runtime != 'torch':
+            LOG.info('network runtime: %s', self.runner.describe())
         self.joint_names = tuple(self.body_model.joint_names)
         self.faces = self.body_model.faces.cpu().numpy()
 
@@ -189,6 +200,27 @@ class Estimator:
         LOG.info('loaded %s/%s weights from %s (input %d px)', config.model, config.backbone,
                  path, self.input_size)
         return model
+
+    def _load_graphs(self, config: EstimatorConfig) -> OnnxGraphs:
+        """The ONNX graphs of an ``.onnx`` checkpoint, checked against the configuration."""
+        try:
+            graphs = load_graphs(config.checkpoint)
+        except RuntimeSetupError as err:
+            raise EstimatorError(str(err)) from err
+        info = graphs.info
+        if (info.model, info.backbone) != (config.model, config.backbone):
+            raise EstimatorError(
+                f'{config.checkpoint} was exported from {info.model}/{info.backbone} but '
+                f'{config.model}/{config.backbone} is configured; set model and backbone to '
+                'match the file')
+        if config.input_size is not None and config.input_size != info.input_size:
+            raise EstimatorError(
+                f'{config.checkpoint} was exported for {info.input_size} px inputs but '
+                f'input_size={config.input_size}; export again with --input-size or unset it')
+        self.input_size = info.input_size
+        LOG.info('loaded %s/%s ONNX graph from %s (input %d px, %s)', info.model,
+                 info.backbone, config.checkpoint, info.input_size, info.precision)
+        return graphs
 
     # -- body model --------------------------------------------------------------------------
     @torch.inference_mode()
@@ -312,25 +344,23 @@ class Estimator:
 
     def _detect(self, tensor: torch.Tensor) -> _Detections:
         thresh = self.config.effective_center_thresh
-        with torch.autocast(self.device.type, dtype=self._autocast_dtype,
-                            enabled=self._autocast_dtype is not None):
-            if self.config.model == 'romp':
-                maps = self.model(tensor)
-                centers = parse_center_map_2d(maps.center_maps.float(), thresh,
-                                              self.config.max_people)
-                params = sample_params(maps.params_maps.float(), centers.batch_ids,
-                                       centers.flat_inds)  # (N, 145)
-                params = apply_cam_scale(params)
-                batch_ids, confs = centers.batch_ids, centers.confs
-            else:
-                maps = self.model.forward_maps(tensor)
-                centers = parse_center_map_3d(maps.center_maps_3d.float(), thresh,
-                                              self.config.max_people)
-                cz, cy, cx = centers.czyx.unbind(dim=1)
-                cams = maps.cam_maps_3d[centers.batch_ids, cz, cy, cx].float()  # (N, 3)
-                params = self.model.regress_params(maps.param_features, cams,
-                                                   centers.batch_ids).float()  # (N, 146)
-                batch_ids, confs = centers.batch_ids, centers.confs
+        if self.config.model == 'romp':
+            maps = self.runner.maps(tensor)
+            centers = parse_center_map_2d(maps.center_maps.float(), thresh,
+                                          self.config.max_people)
+            params = sample_params(maps.params_maps.float(), centers.batch_ids,
+                                   centers.flat_inds)  # (N, 145)
+            params = apply_cam_scale(params)
+            batch_ids, confs = centers.batch_ids, centers.confs
+        else:
+            maps = self.runner.maps(tensor)
+            centers = parse_center_map_3d(maps.center_maps_3d.float(), thresh,
+                                          self.config.max_people)
+            cz, cy, cx = centers.czyx.unbind(dim=1)
+            cams = maps.cam_maps_3d[centers.batch_ids, cz, cy, cx].float()  # (N, 3)
+            params = self.runner.regress_params(maps.param_features, cams,
+                                                centers.batch_ids).float()  # (N, 146)
+            batch_ids, confs = centers.batch_ids, centers.confs
         smpl = unpack_params(params.float())
         return _Detections(batch_ids=batch_ids, confs=confs.float(), cam=smpl.cam,
                            thetas=smpl.smpl_thetas, betas=smpl.smpl_betas)

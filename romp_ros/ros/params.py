@@ -27,6 +27,7 @@ from romp_ros.core.config import (
     BACKBONE_NAMES,
     MODEL_NAMES,
     PRECISIONS,
+    RUNTIME_NAMES,
     ConfigError,
     EstimatorConfig,
 )
@@ -96,8 +97,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     # -- estimator (next configure) -------------------------------------------------------------
     ParamSpec('device', 'auto', "inference device: 'auto' (CUDA if available), 'cpu' or "
               "'cuda:N'", apply=APPLY_CONFIGURE, constraints='auto | cpu | cuda:N'),
-    ParamSpec('precision', 'fp32', 'network precision (fp16/bf16 on CUDA only)',
+    ParamSpec('precision', 'fp32', 'network precision: fp16/bf16 on CUDA (torch; onnxruntime '
+              'with TensorRT: fp16); bf16 on the CPU with runtime openvino',
               choices=PRECISIONS, apply=APPLY_CONFIGURE),
+    ParamSpec('runtime', 'torch', "where the network runs: 'torch', 'onnxruntime' or "
+              "'openvino' (pip install 'romp-ros[fast]'); checkpoint may then be a .onnx file "
+              'of `romp-ros export`', choices=RUNTIME_NAMES, apply=APPLY_CONFIGURE),
     ParamSpec('center_thresh', -1.0, 'minimum body-center score of a person; negative = the '
               "model's default (romp 0.25, bev 0.08)", min_value=-1.0, max_value=1.0,
               apply=APPLY_CONFIGURE),
@@ -291,7 +296,7 @@ def estimator_config(values: Mapping[str, Any]) -> EstimatorConfig:
     return EstimatorConfig(
         model=values['model'], backbone=values['backbone'],
         checkpoint=values['checkpoint'], models_dir=values['models_dir'],
-        device=values['device'], precision=values['precision'],
+        device=values['device'], precision=values['precision'], runtime=values['runtime'],
         center_thresh=None if thresh < 0 else thresh, max_people=int(values['max_people']),
         fov_deg=float(values['default_fov_deg']), color_order='rgb', compute_verts=True,
         wide_tiling=bool(values['wide_tiling']),

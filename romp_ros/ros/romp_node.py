@@ -250,7 +250,8 @@ class RompNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         est = config.estimator
         self.get_logger().info(
-            f'loaded {est.model}/{est.backbone} on {estimator.device} ({est.precision}); '
+            f'loaded {est.model}/{est.backbone} on {estimator.device} '
+            f'({estimator.runner.describe()}, input {estimator.input_size} px); '
             f'{len(estimator.joint_names)} joints, {self._num_vertices()} vertices')
         return TransitionCallbackReturn.SUCCESS
 

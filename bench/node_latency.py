@@ -1,0 +1,176 @@
+"""romp_node latency: image received -> PersonMeshArray published, at 30 Hz input.
+
+    python bench/node_latency.py               # table -> docs/performance.md
+    python bench/node_latency.py --frames 10 --no-write
+
+The real node (romp_ros.ros.romp_node.RompNode) runs in this process with its own rclpy
+context; a peer node publishes the oracle 1280x720 frame at 30 Hz and subscribes to the outputs.
+Per processed frame the node's own clock gives (its NodeStats samples, recorded as they come):
+
+* latency: image callback -> people published (includes waiting for the worker, which at
+  30 Hz is most of it on a CPU: newer frames replace the waiting one);
+* core: ``Estimator.predict`` alone;
+* node overhead: the worker's time for the frame minus ``predict``: decoding, camera lookup,
+  tracking, message conversion, publishing people and TF, handing markers over.
+
+Variants: one person without vertices (``max_people: 1``, the target case), with vertices in
+the message, and with a markers subscriber (the mesh markers built on the visualisation thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+from pathlib import Path
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # noqa: E402 - sibling bench modules
+from runtime_fixtures import (  # noqa: E402
+    PERFORMANCE_DOC,
+    SeededSetup,
+    frame_1280x720,
+    load_average,
+    write_section,
+)
+
+LOG = logging.getLogger('bench.node_latency')
+BEGIN, END = '<!-- node-latency:begin -->', '<!-- node-latency:end -->'
+INPUT_HZ = 30.0
+
+
+def _percentiles(values_ms: list[float]) -> str:
+    if not values_ms:
+        return '- / -'
+    return f'{np.percentile(values_ms, 50):.1f} / {np.percentile(values_ms, 99):.1f}'
+
+
+def measure(setup: SeededSetup, params: dict, frames: int, markers: bool) -> dict[str, list]:
+    """Run the node on a 30 Hz stream until ``frames`` frames were processed."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from romp_ros.ros.romp_node import OUTPUT_TOPICS, RompNode
+
+    context = Context()
+    rclpy.init(context=context)
+    overrides = [Parameter(name, value=value) for name, value in params.items()]
+    node = RompNode(context=context, parameter_overrides=overrides)
+    peer = rclpy.create_node('latency_peer', context=context)
+    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor.add_node(node)
+    executor.add_node(peer)
+    samples: dict[str, list] = {'latency': [], 'processing': [], 'core': [], 'people': []}
+    published = []
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    peer.create_subscription(OUTPUT_TOPICS['people'], 'people',
+                             lambda msg: published.append(len(msg.people)), reliable)
+    if markers:
+        peer.create_subscription(OUTPUT_TOPICS['markers'], 'markers', lambda msg: None,
+                                 reliable)
+    image_pub = peer.create_publisher(Image, 'image', reliable)
+    pixels = frame_1280x720()
+    msg = Image(height=pixels.shape[0], width=pixels.shape[1], encoding='rgb8',
+                step=pixels.shape[1] * 3, data=pixels.tobytes())
+    msg.header.frame_id = 'camera_optical'
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        assert node.trigger_configure().value == 1 and node.trigger_activate().value == 1
+        predict = node._estimator.predict  # instrumented: the benchmark reads the node's clock
+        frame_done = node._stats.frame_done
+        core_times = []
+
+        def timed_predict(*args, **kwargs):
+            start = time.monotonic()
+            out = predict(*args, **kwargs)
+            core_times.append(time.monotonic() - start)
+            return out
+
+        def recording_frame_done(processing_s, latency_s, people, intrinsics):
+            samples['latency'].append(latency_s * 1e3)
+            samples['processing'].append(processing_s * 1e3)
+            samples['core'].append(core_times[-1] * 1e3 if core_times else float('nan'))
+            samples['people'].append(people)
+            frame_done(processing_s, latency_s, people, intrinsics)
+
+        node._estimator.predict = timed_predict
+        node._stats.frame_done = recording_frame_done
+        warm = 3  # the first frames pay for lazy initialisation
+        period = 1.0 / INPUT_HZ
+        next_send, stamp = time.monotonic(), 0
+        deadline = time.monotonic() + 600
+        while len(samples['latency']) < frames + warm and time.monotonic() < deadline:
+            now = time.monotonic()
+            if now >= next_send:
+                stamp += 1
+                msg.header.stamp.sec = stamp
+                image_pub.publish(msg)
+                next_send += period
+            time.sleep(max(0.0, min(next_send - time.monotonic(), 0.005)))
+        for key in samples:
+            samples[key] = samples[key][warm:]
+        samples['overhead'] = [p - c for p, c in zip(samples['processing'], samples['core'],
+                                                     strict=True)]
+    finally:
+        node.trigger_shutdown()
+        executor.shutdown()
+        node.destroy_node()
+        peer.destroy_node()
+        rclpy.shutdown(context=context)
+    return samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--frames', type=int, default=30, help='processed frames per variant')
+    parser.add_argument('--threads', type=int, default=2, help='torch / runtime threads')
+    parser.add_argument('--runtime', default='torch', help='runtime of the node')
+    parser.add_argument('--root', type=Path, default=Path(tempfile.gettempdir()) / 'romp_bench',
+                        help='where the synthetic body model and seeded weights are cached')
+    parser.add_argument('--no-write', action='store_true', help='do not update the docs')
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    torch.set_num_threads(args.threads)
+    setup = SeededSetup(args.root).prepare()
+    base = {'model': 'romp', 'backbone': 'hrnet32', 'device': 'cpu',
+            'checkpoint': str(setup.checkpoint('romp')), 'models_dir': str(setup.models_dir),
+            'autostart': False, 'max_people': 1, 'runtime': args.runtime,
+            'publish_vertices': False, 'publish_overlay': False, 'publish_birds_eye': False}
+    variants = (('1 person, no vertices', base, False),
+                ('1 person, vertices', {**base, 'publish_vertices': True}, False),
+                ('1 person, markers subscribed', base, True))
+    rows = ['| case | frames | people | latency p50 / p99 ms | core predict p50 / p99 ms '
+            '| node overhead p50 / p99 ms |', '|---|---|---|---|---|---|']
+    load_before = load_average()
+    for label, params, markers in variants:
+        s = measure(setup, params, args.frames, markers)
+        rows.append(f'| {label} | {len(s["latency"])} | {np.mean(s["people"]):.1f} | '
+                    f'{_percentiles(s["latency"])} | {_percentiles(s["core"])} | '
+                    f'{_percentiles(s["overhead"])} |')
+        LOG.info(rows[-1])
+    text = '\n'.join([
+        f'{datetime.date.today().isoformat()}, CPU (2 cores), {args.threads} threads, runtime '
+        f'{args.runtime}, ROMP-HRNet-32 seeded weights, 1280x720 rgb8 images at '
+        f'{INPUT_HZ:.0f} Hz; 1-minute load average {load_before} before / {load_average()} '
+        'after.', '', *rows])
+    LOG.info('%s', text)
+    if not args.no_write:
+        write_section(PERFORMANCE_DOC, BEGIN, END, text)
+        LOG.info('updated %s', PERFORMANCE_DOC)
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,87 @@
+"""Full-pipeline speed of every runtime beside the reference's torch and ONNX Runtime paths.
+
+    python bench/runtime_speed.py                    # tables -> docs/performance.md
+    python bench/runtime_speed.py --threads 2 --no-write
+
+The oracle tests' 1280x720 frame (two photos side by side), seeded weights in the official
+layout, the same synthetic body model on both sides. ROMP-HRNet-32 and BEV run beside
+simple-romp's own pipelines (its ONNX path exists for ROMP only); the other two ROMP backbones
+have no reference and are compared among runtimes. Variants are timed round-robin in one
+process (romp_ros/cli/runtime_compare.py, the code of `romp-ros bench --compare-reference`);
+peak RSS comes from a fresh process per variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+from pathlib import Path
+import platform
+import sys
+import tempfile
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # noqa: E402 - sibling bench modules
+from runtime_fixtures import (  # noqa: E402
+    PERFORMANCE_DOC,
+    SeededSetup,
+    frame_1280x720,
+    load_average,
+    write_section,
+)
+
+from romp_ros.cli.runtime_compare import compare, default_variants, table_header  # noqa: E402
+from romp_ros.core import EstimatorConfig  # noqa: E402
+
+LOG = logging.getLogger('bench.runtime_speed')
+MODELS = (('romp', 'hrnet32'), ('bev', 'hrnet32'), ('romp', 'resnet50'),
+          ('romp', 'efficientnet_v2_s'))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--threads', type=int, default=2, help='torch / runtime threads')
+    parser.add_argument('--repeats', type=int, default=5, help='round-robin rounds')
+    parser.add_argument('--models', nargs='+', default=[f'{m}/{b}' for m, b in MODELS],
+                        help='model/backbone pairs')
+    parser.add_argument('--root', type=Path, default=Path(tempfile.gettempdir()) / 'romp_bench',
+                        help='where the synthetic body model and seeded weights are cached')
+    parser.add_argument('--no-memory', action='store_true', help='skip peak-RSS processes')
+    parser.add_argument('--no-write', action='store_true', help='do not update the docs')
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    torch.set_num_threads(args.threads)
+    setup = SeededSetup(args.root).prepare()
+    frame = frame_1280x720()
+    load_before = load_average()
+    rows = []
+    for pair in args.models:
+        model, backbone = pair.split('/')
+        config = EstimatorConfig(model=model, backbone=backbone, device='cpu',
+                                 checkpoint=str(setup.checkpoint(model, backbone)),
+                                 models_dir=str(setup.models_dir))
+        variants = default_variants(model, 'cpu', reference=backbone == 'hrnet32', bf16=True)
+        result = compare(config, frame, variants, repeats=args.repeats,
+                         memory=not args.no_memory)
+        rows.extend(result.table_rows())
+        LOG.info('\n'.join(result.table_rows()))
+    text = '\n'.join([
+        f'{datetime.date.today().isoformat()}, CPU {platform.machine()} (2 cores, AMX), '
+        f'{args.threads} threads, torch {torch.__version__}; 1280x720 frame, seeded weights; '
+        f'median of {args.repeats} round-robin rounds; 1-minute load average '
+        f'{load_before} before / {load_average()} after (other jobs shared the machine).',
+        '', *table_header(), *rows])
+    LOG.info('%s', text)
+    if not args.no_write:
+        # one section per thread count: 1 and 2 threads behave differently on a busy machine
+        name = f'runtime-speed-{args.threads}t'
+        write_section(PERFORMANCE_DOC, f'<!-- {name}:begin -->', f'<!-- {name}:end -->', text)
+        LOG.info('updated %s', PERFORMANCE_DOC)
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

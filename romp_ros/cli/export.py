@@ -1,0 +1,99 @@
+"""`romp-ros export`: a checkpoint -> ONNX graphs for ONNX Runtime, OpenVINO or TensorRT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from romp_ros.cli.model_flags import BACKBONE_CHOICES, MODEL_CHOICES
+
+LOG = logging.getLogger(__name__)
+
+# exported vs torch outputs, relative to max(1, the output's magnitude); measured ~3e-5 on
+# every model at opset 17 (fp32, different convolution algorithms and summation orders)
+VERIFY_TOLERANCE = 1e-3
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sub-command; returns the exit status."""
+    from romp_ros.core.config import EstimatorConfig
+    from romp_ros.core.estimator import EstimatorError, default_checkpoint_path
+    from romp_ros.core.nets.checkpoint import load_into, read_checkpoint
+    from romp_ros.core.nets.factory import build_model
+    from romp_ros.core.preprocess import prepare_batch
+    from romp_ros.core.runtime.factory import runtime_available
+    from romp_ros.core.runtime.onnx_graphs import check_graphs, export_graphs
+
+    config = EstimatorConfig(model=args.model, backbone=args.backbone,
+                             checkpoint=str(args.checkpoint or ''),
+                             models_dir=str(args.models_dir or ''), device='cpu')
+    path = default_checkpoint_path(config)
+    if not path.is_file():
+        raise EstimatorError(f'checkpoint not found: {path}; pass --checkpoint PATH (or '
+                             '--models-dir with the official file in it)')
+    state, info = read_checkpoint(path)
+    input_size = args.input_size or info.input_size or 512
+    net = build_model(args.model, args.backbone, input_size=input_size)
+    load_into(net, state)
+    net.eval()
+    graphs = export_graphs(net, args.model, args.backbone, input_size, batch=args.batch,
+                           dynamic_batch=not args.static_batch, opset=args.opset)
+    written = graphs.save(args.out)
+    batch = (f'static batch {graphs.info.batch}' if graphs.info.batch else 'dynamic batch')
+    LOG.info('%s/%s (%d px, %s, opset %d) -> %s', args.model, args.backbone, input_size,
+             batch, args.opset, ', '.join(str(p) for p in written))
+    if args.no_verify:
+        return 0
+    if not runtime_available('onnxruntime'):
+        LOG.warning('not verified: onnxruntime is not installed (pip install onnxruntime)')
+        return 0
+    import numpy as np
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(args.batch)]
+    images = prepare_batch(frames, input_size=input_size).tensor
+    check = check_graphs(graphs, net, images)
+    for name, diff in check.max_abs.items():
+        LOG.info('  %-15s max |onnx - torch| = %.2e (outputs up to %.3g)', name, diff,
+                 check.scale[name])
+    if check.worst_relative() > VERIFY_TOLERANCE:
+        LOG.error('the exported graph differs from torch by %.2e (relative), more than %.0e; '
+                  'do not use it (report this with your torch and onnx versions)',
+                  check.worst_relative(), VERIFY_TOLERANCE)
+        return 1
+    return 0
+
+
+def add_parser(sub) -> None:
+    """Register the sub-command on the ``romp-ros`` sub-parsers."""
+    p = sub.add_parser(
+        'export', help='export a ROMP / BEV checkpoint to ONNX',
+        description='Write the network as ONNX (docs/performance.md#onnx-export) for '
+                    "`--runtime onnxruntime|openvino --checkpoint FILE.onnx` or TensorRT. "
+                    "ROMP: one graph, images -> raw maps (the camera scale's 1.1 ** stays "
+                    'outside the graph). BEV: the dense maps graph and, beside it as '
+                    '*.regressor.onnx, the per-person parameter regression (a dynamic number '
+                    'of people). The result is checked against torch with ONNX Runtime when '
+                    'it is installed.')
+    p.add_argument('--format', choices=('onnx',), default='onnx', help='output format')
+    p.add_argument('--model', choices=MODEL_CHOICES, default='romp', help='network')
+    p.add_argument('--backbone', choices=BACKBONE_CHOICES, default='hrnet32',
+                   help='feature extractor (BEV: hrnet32)')
+    p.add_argument('--checkpoint', type=Path, default=None,
+                   help="weights (.pkl/.pth/.safetensors); default: the model's official file "
+                        'name inside --models-dir')
+    p.add_argument('--models-dir', type=Path, default=None,
+                   help='where the official checkpoint lies when --checkpoint is not given')
+    p.add_argument('--out', type=Path, required=True, metavar='FILE.onnx',
+                   help='output graph (BEV also writes FILE.regressor.onnx)')
+    p.add_argument('--input-size', type=int, default=None, metavar='S',
+                   help='input side in pixels (default: what the checkpoint records, else 512)')
+    p.add_argument('--batch', type=int, default=1, metavar='B',
+                   help='batch of the example input (the batch of a --static-batch graph)')
+    p.add_argument('--static-batch', action='store_true',
+                   help='fix the batch dimension to --batch (TensorRT builds one engine); '
+                        "default: dynamic batch (ROMP; BEV's maps graph is always static)")
+    p.add_argument('--opset', type=int, default=17, help='ONNX opset (default 17)')
+    p.add_argument('--no-verify', action='store_true',
+                   help='skip the comparison with torch')
+    p.set_defaults(func=run)

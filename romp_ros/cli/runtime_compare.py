@@ -1,0 +1,244 @@
+"""Side-by-side timing of the runtimes and the reference's paths (``romp-ros bench --compare-*``).
+
+Every variant runs the whole pipeline on the same frame with the same weights: image in host
+memory -> people with joints, vertices and translations. The variants are timed round-robin
+(one call each per round), so a change of machine load hits them alike; the ratios of one
+run are what to read. Peak resident memory (and peak CUDA memory of torch allocations) is
+measured per variant in a fresh process, since a process's peak only ever grows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import logging
+import multiprocessing
+from pathlib import Path
+import resource
+import statistics
+import tempfile
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from romp_ros.core.config import EstimatorConfig
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of running the pipeline.
+
+    Attributes:
+        label: shown in the table.
+        side: 'ours' or 'reference'.
+        runtime: 'torch', 'onnxruntime' or 'openvino' (reference: 'torch' or 'onnxruntime').
+        precision: 'fp32', 'fp16' or 'bf16'.
+    """
+
+    label: str
+    side: str
+    runtime: str
+    precision: str = 'fp32'
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    """Timing and memory of one variant.
+
+    Attributes:
+        variant: what ran.
+        people: people found on the frame.
+        median_ms: median milliseconds per frame over the rounds.
+        peak_rss_mb: peak resident memory of a process that built it and ran two frames
+            (None when not measured).
+        peak_gpu_mb: peak CUDA memory allocated by torch in that process (None on the CPU).
+    """
+
+    variant: Variant
+    people: int
+    median_ms: float
+    peak_rss_mb: float | None = None
+    peak_gpu_mb: float | None = None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Every variant of one model on one frame."""
+
+    config: EstimatorConfig
+    frame_size: tuple[int, int]
+    threads: int
+    results: list[VariantResult] = field(default_factory=list)
+
+    def baseline_ms(self, runtime: str) -> float | None:
+        """The reference's time with a runtime ('torch' / 'onnxruntime'), if it ran."""
+        for r in self.results:
+            if r.variant.side == 'reference' and r.variant.runtime == runtime:
+                return r.median_ms
+        return None
+
+    def table_rows(self) -> list[str]:
+        """Markdown rows (see :func:`table_header`)."""
+        ref_torch, ref_onnx = self.baseline_ms('torch'), self.baseline_ms('onnxruntime')
+        rows = []
+        for r in self.results:
+            def ratio(base, ms=r.median_ms):
+                return f'{base / ms:.2f}x' if base else '-'
+            rss = f'{r.peak_rss_mb:.0f}' if r.peak_rss_mb is not None else '-'
+            gpu = f' / {r.peak_gpu_mb:.0f}' if r.peak_gpu_mb is not None else ''
+            rows.append(f'| {self.config.model}/{self.config.backbone} | {r.variant.label} | '
+                        f'{r.people} | {r.median_ms:.0f} | {ratio(ref_torch)} | '
+                        f'{ratio(ref_onnx)} | {rss}{gpu} |')
+        return rows
+
+
+def table_header(gpu: bool = False) -> list[str]:
+    """The markdown table header of :meth:`Comparison.table_rows`."""
+    memory = 'peak RSS / GPU MiB' if gpu else 'peak RSS MiB'
+    return [f'| model | pipeline | people | ms/frame | vs reference torch | vs reference ONNX '
+            f'| {memory} |', '|---|---|---|---|---|---|---|']
+
+
+def default_variants(model: str, device: str, reference: bool, bf16: bool) -> list[Variant]:
+    """The variants worth comparing for a model on a device, given what is installed."""
+    from romp_ros.core.runtime import runtime_available
+    cuda = device.startswith('cuda')
+    variants = []
+    if reference:
+        variants.append(Variant('reference torch', 'reference', 'torch'))
+        if model == 'romp' and runtime_available('onnxruntime'):
+            variants.append(Variant('reference ONNX Runtime', 'reference', 'onnxruntime'))
+    variants.append(Variant('ours torch fp32', 'ours', 'torch'))
+    if cuda:
+        variants.append(Variant('ours torch fp16', 'ours', 'torch', 'fp16'))
+    if runtime_available('onnxruntime'):
+        variants.append(Variant('ours onnxruntime fp32', 'ours', 'onnxruntime'))
+    if runtime_available('openvino') and not cuda:
+        variants.append(Variant('ours openvino fp32', 'ours', 'openvino'))
+        if bf16:
+            variants.append(Variant('ours openvino bf16', 'ours', 'openvino', 'bf16'))
+    return variants
+
+
+def _build(variant: Variant, config: EstimatorConfig, reference_files: dict | None
+           ) -> Callable[[np.ndarray], int]:
+    """A function RGB frame -> people found, for one variant."""
+    if variant.side == 'ours':
+        from romp_ros.core.estimator import Estimator
+        est = Estimator(config.replace(runtime=variant.runtime, precision=variant.precision,
+                                       color_order='rgb'))
+        return lambda frame: est.predict([frame])[0].num_people
+    from romp_ros.cli.reference_pipelines import ReferenceBev, ReferenceRomp
+    from romp_ros.core.estimator import default_checkpoint_path, resolve_device
+    ckpt = default_checkpoint_path(config)
+    device = resolve_device(config.device)
+    if config.model == 'romp':
+        ref = ReferenceRomp(ckpt, reference_files['smpl'], onnx=variant.runtime != 'torch',
+                            center_thresh=config.effective_center_thresh,
+                            threads=torch.get_num_threads(), device=device)
+    else:
+        ref = ReferenceBev(ckpt, reference_files['smpla'], reference_files['smil'],
+                           center_thresh=config.effective_center_thresh, device=device)
+
+    def run(frame: np.ndarray) -> int:
+        out = ref(np.ascontiguousarray(frame[:, :, ::-1]))  # the reference reads BGR
+        return 0 if out is None else int(len(out['cam']))
+    return run
+
+
+def _peak_rss_mb() -> float:
+    """This process's resident-memory high-water mark, MiB (Linux VmHWM; else ru_maxrss)."""
+    try:
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _probe_memory(queue, variant: Variant, config: EstimatorConfig, reference_files, frame,
+                  threads: int) -> None:
+    """In a fresh process: build the variant, run two frames, put peak RSS / GPU MiB."""
+    torch.set_num_threads(threads)
+    run = _build(variant, config, reference_files)
+    run(frame)
+    run(frame)
+    gpu = (torch.cuda.max_memory_allocated() / 2**20
+           if torch.cuda.is_available() and config.device.startswith('cuda') else None)
+    queue.put((_peak_rss_mb(), gpu))
+
+
+def _memory_of(variant: Variant, config: EstimatorConfig, reference_files, frame,
+               threads: int) -> tuple[float | None, float | None]:
+    """Peak memory of one variant, measured in its own freshly spawned interpreter."""
+    context = multiprocessing.get_context('spawn')
+    queue = context.Queue()
+    process = context.Process(target=_probe_memory,
+                              args=(queue, variant, config, reference_files, frame, threads))
+    process.start()
+    try:
+        return queue.get(timeout=1800)
+    except Exception as err:  # noqa: BLE001 - queue.Empty or a dead child: report, go on
+        LOG.warning('memory of %s not measured: %s', variant.label, err)
+        return None, None
+    finally:
+        process.join(timeout=60)
+
+
+def compare(config: EstimatorConfig, frame_rgb: np.ndarray, variants: list[Variant],
+            repeats: int = 5, memory: bool = True) -> Comparison:
+    """Time every variant round-robin on one frame; optionally measure its memory.
+
+    Raises:
+        ReferenceNotInstalledError: a reference variant without simple-romp installed.
+    """
+    threads = torch.get_num_threads()
+    with tempfile.TemporaryDirectory() as tmp:
+        reference_files = None
+        if any(v.side == 'reference' for v in variants):
+            from romp_ros.cli.reference_pipelines import (
+                reference_module,
+                write_reference_body_files,
+            )
+            reference_module('romp.model')  # fails early and clearly when not installed
+            reference_files = write_reference_body_files(config.models_dir, Path(tmp))
+        runs = {}
+        for variant in tqdm(variants, desc='building', unit='variant'):
+            runs[variant] = _build(variant, config, reference_files)
+        people = {v: run(frame_rgb) for v, run in runs.items()}  # also the warm-up
+        times: dict[Variant, list[float]] = {v: [] for v in variants}
+        for _ in tqdm(range(repeats), desc='rounds', unit='round'):
+            for variant, run in runs.items():
+                start = time.perf_counter()
+                run(frame_rgb)
+                times[variant].append(time.perf_counter() - start)
+        del runs
+        memories: dict[Variant, tuple[float | None, float | None]] = {}
+        if memory:
+            for variant in tqdm(variants, desc='memory', unit='variant'):
+                memories[variant] = _memory_of(variant, config, reference_files, frame_rgb,
+                                               threads)
+    results = [VariantResult(v, people[v], statistics.median(times[v]) * 1e3,
+                             *memories.get(v, (None, None))) for v in variants]
+    return Comparison(config=config, frame_size=frame_rgb.shape[:2], threads=threads,
+                      results=results)
+
+
+def write_doc_section(doc: str | Path, text: str, name: str = 'compare-bench') -> None:
+    """Put ``text`` between the ``<!-- NAME:begin / end -->`` markers of a markdown file.
+
+    The markers are appended when missing.
+    """
+    begin, end = f'<!-- {name}:begin -->', f'<!-- {name}:end -->'
+    doc = Path(doc)
+    content = doc.read_text() if doc.exists() else '# Performance\n'
+    if begin not in content:
+        content = content.rstrip('\n') + f'\n\n{begin}\n{end}\n'
+    head, rest = content.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    doc.write_text(f'{head}{begin}\n{text}\n{end}{tail}')
