@@ -23,22 +23,19 @@ import argparse
 import datetime
 import logging
 from pathlib import Path
-import sys
 import tempfile
 import threading
 import time
 
 import numpy as np
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # noqa: E402 - sibling bench modules
-from runtime_fixtures import (  # noqa: E402
+from runtime_fixtures import (
     PERFORMANCE_DOC,
     SeededSetup,
     frame_1280x720,
     load_average,
     write_section,
 )
+import torch
 
 LOG = logging.getLogger('bench.node_latency')
 BEGIN, END = '<!-- node-latency:begin -->', '<!-- node-latency:end -->'

@@ -14,7 +14,7 @@ LOG = logging.getLogger('bench')
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ('param_counts.py', 'pipeline_vs_reference.py', 'tracking_eval.py', 'augment_speed.py',
            'augment_examples.py', 'test_assets_speed.py', 'visualization_bench.py',
-           'lens_translation.py')
+           'lens_translation.py', 'runtime_accuracy.py', 'runtime_speed.py', 'node_latency.py')
 
 
 def main() -> int:

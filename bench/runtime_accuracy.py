@@ -20,15 +20,10 @@ import argparse
 from dataclasses import dataclass
 import logging
 from pathlib import Path
-import sys
 import tempfile
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # noqa: E402 - sibling bench modules
-from runtime_fixtures import (  # noqa: E402
+from runtime_fixtures import (
     PERFORMANCE_DOC,
     SeededSetup,
     calibration_frames,
@@ -36,9 +31,11 @@ from runtime_fixtures import (  # noqa: E402
     load_average,
     write_section,
 )
+from scipy.optimize import linear_sum_assignment
+import torch
 
-from romp_ros.core import Estimator, EstimatorConfig  # noqa: E402
-from romp_ros.core.runtime.onnx_graphs import export_graphs  # noqa: E402
+from romp_ros.core import Estimator, EstimatorConfig
+from romp_ros.core.runtime.onnx_graphs import export_graphs
 
 LOG = logging.getLogger('bench.runtime_accuracy')
 BEGIN, END = '<!-- runtime-accuracy:begin -->', '<!-- runtime-accuracy:end -->'

@@ -1,7 +1,7 @@
 """Shared set-up of the runtime benchmarks: frames, seeded weights, docs sections, memory.
 
-Imported by bench/runtime_accuracy.py, bench/runtime_speed.py and bench/node_latency.py (run
-them from the repository root or with bench/ on sys.path, as `make bench` does).
+Imported by bench/runtime_accuracy.py, bench/runtime_speed.py and bench/node_latency.py: Python
+puts a script's own folder first on its path, so `python bench/NAME.py` finds this module.
 """
 
 from __future__ import annotations

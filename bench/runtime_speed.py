@@ -18,22 +18,19 @@ import datetime
 import logging
 from pathlib import Path
 import platform
-import sys
 import tempfile
 
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # noqa: E402 - sibling bench modules
-from runtime_fixtures import (  # noqa: E402
+from runtime_fixtures import (
     PERFORMANCE_DOC,
     SeededSetup,
     frame_1280x720,
     load_average,
     write_section,
 )
+import torch
 
-from romp_ros.cli.runtime_compare import compare, default_variants, table_header  # noqa: E402
-from romp_ros.core import EstimatorConfig  # noqa: E402
+from romp_ros.cli.runtime_compare import compare, default_variants, table_header
+from romp_ros.core import EstimatorConfig
 
 LOG = logging.getLogger('bench.runtime_speed')
 MODELS = (('romp', 'hrnet32'), ('bev', 'hrnet32'), ('romp', 'resnet50'),

@@ -20,7 +20,7 @@ import yaml
 
 from romp_ros.train.checkpoints import read_training_checkpoint
 from romp_ros.train.config import TrainConfigError, load_train_config
-from romp_ros.train.run_log import read_log
+from romp_ros.train.run_log import RunLog, read_log
 
 CPU_CONFIG = REPO_ROOT / 'config' / 'train' / 'synthetic_cpu.yaml'
 LOG_KEYS = {'step', 'loss', 'lr', 'images_per_s', 'world_size'}
@@ -114,6 +114,20 @@ def test_resume_is_exact(dataset, tmp_path):
     # nothing left to do: a second resume to the same total is a no-op
     romp_ros('train', '--out', resumed, '--resume', '--max-steps', 4)
     assert len(read_log(resumed)) == 4
+
+
+def test_resumed_log_holds_each_step_once(tmp_path):
+    """An interrupted run logged past its last checkpoint: the resume drops those rows, so the
+    learning curve has no doubled stretch."""
+    first = RunLog(tmp_path, tensorboard=False)
+    for step in range(10, 60, 10):  # checkpoint at 30, interrupted after 50
+        first.row({'step': step, 'loss': float(step)})
+    first.close()
+    resumed = RunLog(tmp_path, tensorboard=False, resume_step=30)
+    resumed.row({'step': 40, 'loss': -1.0})
+    resumed.close()
+    assert [(r['step'], r['loss']) for r in read_log(tmp_path)] == [
+        (10, 10.0), (20, 20.0), (30, 30.0), (40, -1.0)]
 
 
 @pytest.mark.slow

@@ -183,7 +183,8 @@ def _train(config: TrainConfig, run_dir: Path, ctx: DistributedContext, *, resum
         restore_rng_state(saved['rng'])
         LOG.info('resumed %s at step %d', run_dir, step)
 
-    log = RunLog(run_dir, tensorboard=config.logging.tensorboard, enabled=ctx.is_main)
+    log = RunLog(run_dir, tensorboard=config.logging.tensorboard, enabled=ctx.is_main,
+                 resume_step=step if saved is not None else None)
     if ctx.is_main:
         (run_dir / CONFIG_FILE).write_text(config.to_yaml(), encoding='utf-8')
     if step >= stop:

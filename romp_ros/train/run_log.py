@@ -7,6 +7,10 @@
 
 Loss terms are the means over the steps since the previous row, over all processes.
 TensorBoard is optional: without the ``tensorboard`` package the run says so once and goes on.
+
+A resumed run continues from its last checkpoint, which may be older than the last rows an
+interrupted run wrote: those rows (and TensorBoard's events after that step) are dropped, so the
+log holds each step once, as an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -28,14 +32,25 @@ EVENTS_DIR = 'tensorboard'
 class RunLog:
     """Appends rows to log.jsonl and scalars / images to TensorBoard."""
 
-    def __init__(self, run_dir: Path, *, tensorboard: bool, enabled: bool = True) -> None:
-        """Open the sinks; ``enabled=False`` (ranks other than 0) makes every call a no-op."""
+    def __init__(self, run_dir: Path, *, tensorboard: bool, enabled: bool = True,
+                 resume_step: int | None = None) -> None:
+        """Open the sinks.
+
+        Args:
+            run_dir: the run's folder.
+            tensorboard: also write TensorBoard events.
+            enabled: False (ranks other than 0) makes every call a no-op.
+            resume_step: the step of the checkpoint a resumed run starts from; rows and events
+                after it are dropped.
+        """
         self.enabled = enabled
         self.path = run_dir / LOG_FILE
         self._writer = None
         if not enabled:
             return
         run_dir.mkdir(parents=True, exist_ok=True)
+        if resume_step is not None:
+            self._drop_rows_after(resume_step)
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -43,7 +58,20 @@ class RunLog:
                 LOG.warning('TensorBoard events are off: the tensorboard package is not '
                             'installed (pip install tensorboard); log.jsonl is written')
             else:
-                self._writer = SummaryWriter(log_dir=str(run_dir / EVENTS_DIR))
+                purge = None if resume_step is None else resume_step + 1
+                self._writer = SummaryWriter(log_dir=str(run_dir / EVENTS_DIR), purge_step=purge)
+
+    def _drop_rows_after(self, step: int) -> None:
+        if not self.path.is_file():
+            return
+        lines = self.path.read_text(encoding='utf-8').splitlines()
+        kept = [line for line in lines if line and json.loads(line).get('step', 0) <= step]
+        if len(kept) != len([line for line in lines if line]):
+            LOG.info('log.jsonl: dropped %d rows written after the step-%d checkpoint',
+                     len(lines) - len(kept), step)
+            tmp = self.path.with_suffix('.jsonl.tmp')
+            tmp.write_text(''.join(line + '\n' for line in kept), encoding='utf-8')
+            tmp.replace(self.path)
 
     def row(self, values: Mapping[str, Any]) -> None:
         """Append one row (floats, ints, strings, dicts) and the numbers to TensorBoard."""
