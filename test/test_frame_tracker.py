@@ -79,6 +79,25 @@ def test_ids_are_stable_and_smoothing_off_is_the_raw_frame(body):
     assert len(set(seen)) == 1 and len(seen[0]) == 2
 
 
+def test_cameras_sharing_an_id_counter_never_share_an_id(body):
+    """The node's trackers (one per camera frame_id) draw from one counter: the same people seen
+    by two cameras get different ids, stable in each; a tracker of its own counts from 1."""
+    import itertools
+
+    from romp_ros.core.tracking import FrameTracker
+    counter = itertools.count(1)
+    front, rear = (FrameTracker(_config(smoothing=False), ids=counter) for _ in range(2))
+    alone = FrameTracker(_config(smoothing=False))
+    seen = {'front': set(), 'rear': set(), 'alone': set()}
+    for t, frame in enumerate(_noisy_sequence(body, frames=6)):
+        for name, tracker in (('front', front), ('rear', rear), ('alone', alone)):
+            seen[name].update(tracker.update(frame, stamp_s=t / 10).ids.tolist())
+    assert len(seen['front']) == len(seen['rear']) == 2  # stable within each camera
+    assert not seen['front'] & seen['rear']
+    assert seen['front'] | seen['rear'] == {1, 2, 3, 4}
+    assert seen['alone'] == {1, 2}
+
+
 def test_smoothed_meshes_are_steadier_and_self_consistent(body):
     from romp_ros.core.tracking import FrameTracker
     frames = _noisy_sequence(body)

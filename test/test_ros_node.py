@@ -418,7 +418,8 @@ def test_node_outputs_match_the_estimator(ros_domain_id, model_files, images, tm
 
 
 def test_tracking_gives_stable_ids(ros_domain_id, model_files, images, tmp_path):
-    """With tracking (default), people appear once confirmed and keep their ids and TF names."""
+    """With tracking (default), people appear once confirmed and keep their ids and TF names;
+    another camera's people get other ids (one id counter per node: body_<id> has one parent)."""
     from visualization_msgs.msg import Marker
 
     from romp_ros.msg import PersonMesh
@@ -438,6 +439,9 @@ def test_tracking_gives_stable_ids(ros_domain_id, model_files, images, tmp_path)
         assert counts[:2] == [0, 0] and min(counts[2:]) > 0, counts
         send_and_wait(peer, image_msg(np.zeros((480, 640, 3), np.uint8), 60, CAM_A))
         assert peer.spin_until(lambda: peer.by_stamp('markers', 60), FRAME_TIMEOUT_S)
+        other = list(range(70, 74))  # the same image from a second camera
+        for stamp in other:
+            send_and_wait(peer, image_msg(images[1], stamp, CAM_B), with_people=('tf',))
     finally:
         peer.close()
         code = node.stop()
@@ -460,6 +464,10 @@ def test_tracking_gives_stable_ids(ros_domain_id, model_files, images, tmp_path)
     assert {(m.ns, m.id) for m in gone.markers} == {
         (ns, i) for ns in ('skeleton', 'label') for i in ids[0]}
     assert all(m.action == Marker.DELETE for m in gone.markers)
+    other_ids = {p.id for p in peer.by_stamp('people', other[-1])[0].people}
+    assert other_ids and not other_ids & set(ids[0]), (other_ids, ids[0])
+    [tf_b] = peer.by_stamp('tf', other[-1])
+    assert {t.header.frame_id for t in tf_b.transforms} == {CAM_B}
 
 
 def _bag_pixels(msg) -> np.ndarray:

@@ -83,10 +83,16 @@ class FrameIndexIds:
 class TrackerIds:
     """Stable ids from ``romp_ros.core.tracking.FrameTracker`` (see the module docstring)."""
 
-    def __init__(self, config, repose=None) -> None:
-        """``config``: a ``TrackerConfig``; ``repose``: ``Estimator.pose_bodies`` or None."""
+    def __init__(self, config, repose=None, ids=None) -> None:
+        """Track one camera.
+
+        Args:
+            config: a ``TrackerConfig``.
+            repose: ``Estimator.pose_bodies``, or None.
+            ids: the node's id counter, shared by every camera's tracker.
+        """
         from romp_ros.core.tracking import FrameTracker
-        self._tracker = FrameTracker(config, repose=repose)
+        self._tracker = FrameTracker(config, repose=repose, ids=ids)
 
     def update(self, result: FrameResult, stamp_s: float) -> tuple[FrameResult, Identities]:
         """The observed, reported tracks of the frame, by descending confidence."""
@@ -103,11 +109,13 @@ class TrackerIds:
         self._tracker.reset()
 
 
-def make_id_source(config, repose=None) -> IdSource:
+def make_id_source(config, repose=None, ids=None) -> IdSource:
     """The identity source for a :class:`~romp_ros.ros.params.NodeConfig`.
 
     ``repose`` (``Estimator.pose_bodies``) lets smoothing rebuild the meshes from the smoothed
-    pose and shape; without it the bodies are only moved onto the smoothed root.
+    pose and shape; without it the bodies are only moved onto the smoothed root. ``ids``
+    (``itertools.count(1)``), shared by the sources of every camera of a node, makes track ids
+    unique within the node, so ``body_<id>`` has one parent frame.
     """
     if not config.tracking:
         return FrameIndexIds()
@@ -119,4 +127,4 @@ def make_id_source(config, repose=None) -> IdSource:
         new_track_conf=config.track_new_conf,
         report_coast_s=min(TrackerConfig.report_coast_s, config.track_max_coast_s),
         output_tentative=config.track_publish_tentative,
-        smoothing=SmoothingConfig.from_mode(config.smoothing)), repose=repose)
+        smoothing=SmoothingConfig.from_mode(config.smoothing)), repose=repose, ids=ids)

@@ -21,6 +21,7 @@ so several nodes can share a process. Topics, parameters and frames: docs/ros_in
 from __future__ import annotations
 
 from dataclasses import dataclass
+import itertools
 import logging
 import re
 import signal
@@ -180,6 +181,9 @@ class RompNode(LifecycleNode):
         self._stats = NodeStats()
         self._cameras = CameraInfoStore()
         self._id_sources: dict[str, IdSource] = {}  # one tracker per camera frame_id
+        # one id counter for all of them, for the node's life: an id names one person of one
+        # camera, so body_<id> has one parent in TF, and no id comes back after a reconfigure
+        self._track_ids = itertools.count(1)
         self._visualizer: VisualizationWorker | None = None
         self._pubs: dict = {}
         self._subs: list = []
@@ -551,7 +555,7 @@ class RompNode(LifecycleNode):
         source = self._id_sources.get(header.frame_id)
         if source is None:
             source = self._id_sources[header.frame_id] = make_id_source(
-                config, repose=estimator.pose_bodies)
+                config, repose=estimator.pose_bodies, ids=self._track_ids)
         result, identities = source.update(result, stamp_s)
         cfg, est = self._live, config.estimator
         pubs, visualizer = self._pubs, self._visualizer

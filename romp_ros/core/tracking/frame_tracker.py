@@ -12,7 +12,7 @@ position. ROS-free; the node and the CLI share it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -55,10 +55,18 @@ class TrackedFrame:
 class FrameTracker:
     """Stateful tracking of one camera stream (one instance per camera)."""
 
-    def __init__(self, config: TrackerConfig, repose: ReposeFn | None = None) -> None:
-        """Args: the tracker configuration and, for smoothed meshes, a body-model call."""
+    def __init__(self, config: TrackerConfig, repose: ReposeFn | None = None,
+                 ids: Iterator[int] | None = None) -> None:
+        """Track one camera stream.
+
+        Args:
+            config: the tracker configuration.
+            repose: for smoothed meshes, a body-model call (``Estimator.pose_bodies``).
+            ids: the id counter shared with other cameras' trackers (:class:`Tracker`);
+                default: its own.
+        """
         self.config = config
-        self._tracker = Tracker(config)
+        self._tracker = Tracker(config, ids=ids)
         self._repose = repose
 
     def reset(self) -> None:

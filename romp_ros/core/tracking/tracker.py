@@ -24,8 +24,10 @@ instance, not even across :meth:`Tracker.reset` (so a bag loop cannot alias two 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import itertools
 import logging
 import math
+from typing import Iterator
 
 import numpy as np
 
@@ -190,11 +192,20 @@ class Tracker:
     Not thread-safe; use one instance per camera stream.
     """
 
-    def __init__(self, config: TrackerConfig | None = None) -> None:
+    def __init__(self, config: TrackerConfig | None = None,
+                 ids: Iterator[int] | None = None) -> None:
+        """Start with no tracks.
+
+        Args:
+            config: thresholds, noise and smoothing.
+            ids: where new track ids come from. The trackers of several cameras in one node
+                share one counter (``itertools.count(1)``) so that an id names one person
+                across them (TF frame ``body_<id>`` has one parent). Default: its own, from 1.
+        """
         self.config = config or TrackerConfig()
         self._kf = RootKalman(self.config.noise)
         self._tracks: list[_Track] = []
-        self._next_id = 1
+        self._ids = ids if ids is not None else itertools.count(1)
         self._last_stamp: float | None = None
         self._num_betas = 10
         self._intrinsics: np.ndarray | None = None
@@ -351,9 +362,8 @@ class Tracker:
 
     def _start_track(self, dets: Detections, di: int, input_row: int, stamp_s: float) -> None:
         mean, cov = self._kf.initiate(dets.root[di][None])
-        track = _Track(self._next_id, mean[0], cov[0], stamp_s,
+        track = _Track(next(self._ids), mean[0], cov[0], stamp_s,
                        PersonSmoother(self.config.smoothing))
-        self._next_id += 1
         self._record_match(track, dets, di, input_row, stamp_s)
         self._tracks.append(track)
 
