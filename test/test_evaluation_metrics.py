@@ -237,6 +237,34 @@ def test_mupots_protocol_reports_pck_on_its_14_joints():
     assert report['pck3d_150_all'] == pytest.approx(13 / 28)
 
 
+def test_pck_per_sequence_and_its_mupots_style_mean():
+    """Pooled PCK weighs sequences by their joints; MuPoTS-3D's tables average the sequences'
+    PCKs. Sequence A: 2 people, 1 of 14 joints wrong each; B: 1 person, all right, 1 missed."""
+    from romp_ros.evaluation.summary import build_report
+    config = EvaluationConfig(protocol='mupots')
+    knee = ALL_JOINT_NAMES.index('l_knee')
+    closed = []
+    for name, seed in (('A', 0), ('B', 1)):
+        gt = _bodies(2, names=ALL_JOINT_NAMES, seed=seed)
+        pred = gt.copy()
+        session = EvaluationSession(config, name=name)
+        session.add_ground_truth(0, _people(0, gt, ALL_JOINT_NAMES))
+        if name == 'A':
+            pred[:, knee] += np.array([0.0, 0.2, 0.0])  # 200 mm: wrong, both people
+            session.add_prediction(0, _people(0, pred, ALL_JOINT_NAMES))
+        else:
+            session.add_prediction(0, _people(0, pred[:1], ALL_JOINT_NAMES))  # one missed
+        closed.append(session.close())
+    report = build_report(closed, config).summary
+    a, b = report['per_sequence']
+    assert (a['pck3d_150_matched'], a['pck3d_150_all']) == (pytest.approx(13 / 14),
+                                                            pytest.approx(13 / 14))
+    assert (b['pck3d_150_matched'], b['pck3d_150_all']) == (1.0, pytest.approx(14 / 28))
+    assert report['pck3d_150_matched'] == pytest.approx((26 + 14) / 42)  # pooled
+    assert report['pck3d_150_matched_sequence_mean'] == pytest.approx((13 / 14 + 1) / 2)
+    assert report['pck3d_150_all_sequence_mean'] == pytest.approx((13 / 14 + 0.5) / 2)
+
+
 def test_validation_scores_for_the_training_loop():
     gt = [_bodies(2), _bodies(3, seed=1)]
     pred = [gt[0] + np.array([0.0, 0.0, 0.01]), gt[1][:2]]

@@ -10,6 +10,8 @@ order, or from integer counts; nothing averages averages. Definitions (docs/eval
 * ``pck3d_150_matched``: fraction of the matched people's known joints within 150 mm
   (root-relative); ``pck3d_150_all`` counts every known joint of a missed person as wrong.
   AUC: the mean PCK over the thresholds 0, 5, ..., 150 mm.
+* ``pck3d_150_*_sequence_mean``: the one deliberate average of averages, MuPoTS-3D's table
+  convention: the PCK of each sequence (``per_sequence``), then their mean.
 * detection: TP = matched, FP = unmatched predictions, FN = missed ground truth.
 """
 
@@ -78,8 +80,14 @@ def build_report(results: Sequence[SessionResult], config: EvaluationConfig) -> 
     summary.update(_people_and_errors(people, fps, config))
     summary['by_distance'] = _by_distance(people, fps, config)
     summary['tracking'] = _tracking(results)
-    summary['per_sequence'] = [_sequence_summary(r, i, people, fps)
+    summary['per_sequence'] = [_sequence_summary(r, i, people, fps, config)
                                for i, r in enumerate(results)]
+    label = f'{config.pck_threshold_mm:g}'
+    for kind in ('matched', 'all'):
+        values = [s[f'pck3d_{label}_{kind}'] for s in summary['per_sequence']]
+        values = [v for v in values if v is not None]
+        summary[f'pck3d_{label}_{kind}_sequence_mean'] = (float(np.mean(values)) if values
+                                                           else None)
     summary['notes'] = [f'{r.name}: {n}' if r.name else n for r in results for n in r.notes]
     return Report(summary, results, people, fps, config)
 
@@ -198,7 +206,7 @@ def _tracking(results: Sequence[SessionResult]) -> dict[str, Any]:
 
 
 def _sequence_summary(result: SessionResult, index: int, people: dict[str, np.ndarray],
-                      fps: dict[str, np.ndarray]) -> dict[str, Any]:
+                      fps: dict[str, np.ndarray], config: EvaluationConfig) -> dict[str, Any]:
     n_gt = len(people.get('matched', ()))
     mine = people['sequence'] == index if n_gt else np.zeros(0, bool)
     matched = mine & people['matched'] if n_gt else mine
@@ -214,4 +222,21 @@ def _sequence_summary(result: SessionResult, index: int, people: dict[str, np.nd
         'mpjpe_mm': _mean(people['mpjpe'][matched]) if m else None,
         'pa_mpjpe_mm': _mean(people['pa_mpjpe'][matched]) if m else None,
         'root_error_mm': _mean(people['root_error'][matched]) if m else None,
+        **_pck3d(people['joint_errors'][matched] if m else np.zeros((0, 0)),
+                 int(people['known_joints'][mine & ~people['matched']].sum()) if n else 0,
+                 config),
     }
+
+
+def _pck3d(joint_errors: np.ndarray, missed_joints: int,
+           config: EvaluationConfig) -> dict[str, float | None]:
+    """PCK3D at the configured threshold, matched people and all people.
+
+    Args:
+        joint_errors: (M, K) matched people's joint errors, mm (NaN = unknown joint).
+        missed_joints: known joints of missed people, counted as wrong in ``_all``.
+    """
+    hits, known = pck_counts(joint_errors, [config.pck_threshold_mm])
+    label = f'{config.pck_threshold_mm:g}'
+    return {f'pck3d_{label}_matched': _ratio(hits[0], known),
+            f'pck3d_{label}_all': _ratio(hits[0], known + missed_joints)}
