@@ -315,6 +315,30 @@ def test_latest_slot_keeps_the_newest_and_counts_drops():
     assert slot.take(timeout=0.01) == 6
 
 
+def test_latest_per_stream_batches_the_newest_of_every_camera():
+    import threading
+
+    from romp_ros.ros.frame_buffer import LatestPerStream
+
+    slots = LatestPerStream()
+    assert slots.take_all(timeout=0.01) == []
+    assert slots.put('rear', 'r1') is False
+    assert slots.put('front', 'f1') is False
+    assert slots.put('front', 'f2') is True  # only front's stale frame is dropped
+    assert slots.take_all(timeout=0.01) == ['r1', 'f2']  # first-put order of the streams
+    assert slots.take_all(timeout=0.01) == []
+    slots.put('front', 'f3')
+    assert slots.take_all(timeout=0.01) == ['f3']  # a camera alone is not held back
+    counters = slots.counters()
+    assert (counters.put, counters.taken, counters.dropped) == (4, 3, 1)
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(slots.take_all(timeout=5.0)))
+    waiter.start()
+    slots.close()  # wakes the waiting worker
+    waiter.join(2.0)
+    assert got == [[]] and slots.put('front', 'f4') is False
+
+
 def test_warn_limiter_throttles_per_key():
     from romp_ros.ros.diagnostics import WarnLimiter
 
@@ -425,6 +449,9 @@ def test_node_config_defaults_map_onto_the_estimator_config():
                        'camera_model': 'rectified'})
     assert cfg.estimator.center_thresh == 0.3 and cfg.estimator.max_people == 5
     assert cfg.tf_prefix == 'front_' and cfg.camera_model == 'rectified'
+    assert cfg.camera_namespaces == ()
+    assert node_config({'camera_namespaces': ['front', 'rig/left']}).camera_namespaces == (
+        'front', 'rig/left')
 
 
 @pytest.mark.parametrize('name, value, fragment', [
@@ -436,6 +463,11 @@ def test_node_config_defaults_map_onto_the_estimator_config():
     ('image_transport', 'theora', 'choose one of'),
     ('camera_model', 'fisheye', "choose one of ['raw', 'rectified']"),
     ('latency_warn_ms', float('nan'), 'finite'),
+    ('camera_namespaces', ['front', '/rear'], 'not relative topic namespaces'),
+    ('camera_namespaces', ['front', '2nd'], 'each part starting with a letter'),
+    ('camera_namespaces', ['front', 'front'], 'lists a camera twice'),
+    ('camera_namespaces', [f'cam{i}' for i in range(17)], 'at most 16'),
+    ('camera_namespaces', 'front', 'list of strings'),
 ])
 def test_invalid_parameter_values_have_a_reason(name, value, fragment):
     from romp_ros.core.config import ConfigError

@@ -523,6 +523,47 @@ def test_node_survives_bad_input(ros_domain_id, model_files, images, tmp_path):
     assert people.intrinsics_from_camera_info is False
 
 
+def test_several_cameras_share_one_network_call(ros_domain_id, model_files, images, tmp_path):
+    """camera_namespaces: each camera's images come back on its own namespace's outputs, with
+    its header; frames of the two cameras waiting together go through one network call."""
+    node = NodeProcess(tmp_path, node_params(model_files, camera_namespaces="['front', 'rear']",
+                                             tracking=False, publish_overlay=False))
+    front = Peer(namespace='front', outputs=('people', 'diagnostics'))
+    rear = Peer(namespace='rear', outputs=('people',))
+    try:
+        assert node.wait_for_log('active: listening on /front/image, /rear/image', 60), \
+            node.log()[-2000:]
+        warm_up(front, image_msg(images[0], 3, 'front_optical'))
+        warm_up(rear, image_msg(images[1], 2, 'rear_optical'))
+        # one frame keeps the worker busy; the next two (one per camera) wait for it together
+        deadline, stamp = time.monotonic() + 120, 10
+        while _diag_value(front, 'largest_network_batch') < 2:
+            assert time.monotonic() < deadline, 'the two cameras never shared a network call'
+            front.image_pub.publish(image_msg(images[2], stamp, 'front_optical'))
+            front.spin_for(0.05)
+            rear.image_pub.publish(image_msg(images[3], stamp + 1, 'rear_optical'))
+            front.image_pub.publish(image_msg(images[0], stamp + 2, 'front_optical'))
+            assert rear.spin_until(lambda s=stamp + 1: rear.by_stamp('people', s),
+                                   FRAME_TIMEOUT_S)
+            assert front.spin_until(lambda s=stamp + 2: front.by_stamp('people', s),
+                                    FRAME_TIMEOUT_S)
+            front.spin_until(lambda: False, 1.5)  # the next diagnostics
+            stamp += 10
+    finally:
+        front.close()
+        rear.close()
+        code = node.stop()
+    assert code == 0, node.log()
+    assert _diag_value(front, 'cameras') == 2
+    # each camera's people on its own topic only, with its own header
+    front_people, rear_people = front.messages('people'), rear.messages('people')
+    assert {m.header.frame_id for m in front_people} == {'front_optical'}
+    assert {m.header.frame_id for m in rear_people} == {'rear_optical'}
+    assert all(m.header.stamp.sec % 10 != 1 for m in front_people)
+    assert all(m.header.stamp.sec % 10 == 1 or m.header.stamp.sec == 2 for m in rear_people)
+    assert any(m.people for m in front_people) and any(m.people for m in rear_people)
+
+
 def _diag_value(peer: Peer, key: str, default: float = -1.0) -> float:
     for msg in reversed(peer.messages('diagnostics')):
         for kv in msg.status[0].values:

@@ -4,6 +4,9 @@ Camera drivers publish at a fixed rate whatever the inference speed. The callbac
 the newest message here (no decoding, no copying); the worker takes it when it is free. A
 message still waiting when a newer one arrives is stale: it is replaced and counted as dropped.
 Memory is therefore bounded to one pending message and the latency to one inference period.
+
+With several cameras (:class:`LatestPerStream`) there is one such slot per camera, and the worker
+takes the newest frame of every camera at once, for one batched network call.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ class PendingFrame:
         msg: the sensor_msgs/Image or sensor_msgs/CompressedImage.
         compressed: whether ``msg`` is a CompressedImage.
         received: ``time.monotonic()`` when the callback got it.
+        stream: the camera namespace it came from ('' for the node's own ``image`` topic).
     """
 
     msg: Any
     compressed: bool
     received: float
+    stream: str = ''
 
 
 @dataclass(frozen=True)
@@ -110,5 +115,72 @@ class LatestSlot(Generic[T]):
 
     def counters(self) -> SlotCounters:
         """A consistent snapshot of the counters."""
+        with self._cond:
+            return SlotCounters(put=self._put, taken=self._taken, dropped=self._dropped)
+
+
+class LatestPerStream(Generic[T]):
+    """One latest-wins slot per stream (camera); :meth:`take_all` empties all of them at once.
+
+    Streams keep their first-put order in what :meth:`take_all` returns, so a batch lists the
+    cameras in a stable order.
+    """
+
+    def __init__(self) -> None:
+        """Create an empty, open buffer."""
+        self._cond = threading.Condition()
+        self._items: dict[str, T] = {}
+        self._order: list[str] = []
+        self._closed = False
+        self._put = 0
+        self._taken = 0
+        self._dropped = 0
+
+    def put(self, stream: str, item: T) -> bool:
+        """Store ``item`` for ``stream``; True when it replaced that stream's stale item.
+
+        Items put after :meth:`close` are discarded (and not counted).
+        """
+        with self._cond:
+            if self._closed:
+                return False
+            replaced = stream in self._items
+            if replaced:
+                self._dropped += 1
+            elif stream not in self._order:
+                self._order.append(stream)
+            self._items[stream] = item
+            self._put += 1
+            self._cond.notify()
+            return replaced
+
+    def take_all(self, timeout: float | None = None) -> list[T]:
+        """Remove and return the newest item of every stream that has one.
+
+        Waits up to ``timeout`` s for the first item; returns [] on timeout or close.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._items and not self._closed:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return []
+                self._cond.wait(remaining)
+            if self._closed:
+                return []
+            items = [self._items[s] for s in self._order if s in self._items]
+            self._items = {}
+            self._taken += len(items)
+            return items
+
+    def close(self) -> None:
+        """Wake every waiter; later puts are ignored and takes return []."""
+        with self._cond:
+            self._closed = True
+            self._items = {}
+            self._cond.notify_all()
+
+    def counters(self) -> SlotCounters:
+        """A consistent snapshot of the counters (over all streams)."""
         with self._cond:
             return SlotCounters(put=self._put, taken=self._taken, dropped=self._dropped)

@@ -47,6 +47,9 @@ _DEVICE_RE = re.compile(r'^(auto|cpu|cuda:\d+)$')
 _TRACKING = TrackerConfig()
 # TF frame names: letters, digits, '_' and '/' (no leading '/', no '//'): see sanitize_frame_prefix
 _FRAME_CHAR_RE = re.compile(r'[^A-Za-z0-9_/]')
+# a relative ROS namespace: tokens of letters, digits and '_' that start with a letter
+_NAMESPACE_RE = re.compile(r'^[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*$')
+MAX_CAMERAS = 16
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               'whose track is not confirmed yet (track_state TENTATIVE)', apply=APPLY_CONFIGURE),
     ParamSpec('publish_coasting_tf', False, 'keep publishing body_<id> TF frames (at the '
               'predicted position) for confirmed tracks briefly unseen, e.g. occluded'),
+    # -- cameras (next configure: the publishers are made there) --------------------------------
+    ParamSpec('camera_namespaces', (), 'cameras of this node as topic namespaces: camera NS is '
+              'read from NS/image (or NS/image/compressed) and NS/camera_info, and its people, '
+              "markers, overlay and bird's-eye view go to NS/people, ...; the newest frames of "
+              'all cameras share one network call. Empty: one camera on image and camera_info',
+              apply=APPLY_CONFIGURE,
+              constraints=f'up to {MAX_CAMERAS} distinct relative names: letters, digits, _ '
+                          'and /, each part starting with a letter'),
     # -- input (next activate) ------------------------------------------------------------------
     ParamSpec('image_transport', 'raw', "input: 'raw' subscribes to image (sensor_msgs/Image), "
               "'compressed' to image/compressed (sensor_msgs/CompressedImage)",
@@ -196,6 +207,8 @@ class NodeConfig:
         camera_model: 'raw' (K and the lens of CameraInfo) or 'rectified' (P).
         qos_reliability: 'best_effort' or 'reliable' (input subscriptions).
         qos_depth: input subscription depth.
+        camera_namespaces: the cameras' topic namespaces; () = one camera on the node's own
+            ``image`` and ``camera_info``.
         publish_vertices, publish_joint_frames, publish_markers, marker_mesh, publish_overlay,
             publish_birds_eye: output switches.
         birds_eye_range_m, birds_eye_size_px: the bird's-eye view's range and size.
@@ -213,6 +226,7 @@ class NodeConfig:
     camera_model: str = 'raw'
     qos_reliability: str = 'best_effort'
     qos_depth: int = 5
+    camera_namespaces: tuple[str, ...] = ()
     publish_vertices: bool = False
     publish_joint_frames: bool = True
     publish_markers: bool = True
@@ -264,7 +278,7 @@ def validate_value(name: str, value: Any,
         # None: an array declared without a value (an empty list has no ROS type)
         if value is None or (isinstance(value, (list, tuple))
                              and all(isinstance(v, str) for v in value)):
-            return ''
+            return _check_namespaces(value or ()) if name == 'camera_namespaces' else ''
         return f'{name} must be a list of strings, got {value!r}'
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -283,6 +297,19 @@ def validate_value(name: str, value: Any,
             return f'{name}={value} is above the maximum {spec.max_value}'
     if name == 'device' and not _DEVICE_RE.match(value):
         return f"device={value!r} is invalid; use 'auto', 'cpu' or 'cuda:N' (N >= 0)"
+    return ''
+
+
+def _check_namespaces(names) -> str:
+    bad = [n for n in names if not _NAMESPACE_RE.match(n)]
+    if bad:
+        return (f'camera_namespaces: {bad} are not relative topic namespaces; use names like '
+                "'front' or 'rig/left' (letters, digits, _ and /, each part starting with a "
+                'letter, no leading /; remap or set the node namespace for absolute ones)')
+    if len(set(names)) != len(names):
+        return f'camera_namespaces lists a camera twice: {list(names)}'
+    if len(names) > MAX_CAMERAS:
+        return f'camera_namespaces: {len(names)} cameras, at most {MAX_CAMERAS} per node'
     return ''
 
 
@@ -319,6 +346,7 @@ def node_config(values: Mapping[str, Any]) -> NodeConfig:
     node_fields = {f.name for f in fields(NodeConfig)} - {'estimator'}
     own = {name: merged[name] for name in node_fields}
     own['tf_prefix'] = sanitize_frame_prefix(own['tf_prefix'])
+    own['camera_namespaces'] = tuple(own['camera_namespaces'] or ())
     own['latency_warn_ms'] = float(own['latency_warn_ms'])
     own['birds_eye_range_m'] = float(own['birds_eye_range_m'])
     own['track_max_coast_s'] = float(own['track_max_coast_s'])

@@ -14,8 +14,11 @@ the ROS 2 managed-node conventions:
 Subscription callbacks only put the newest image into a one-slot buffer; a worker thread
 decodes it, runs the estimator and publishes. Frames that arrive while the worker is busy
 replace the waiting one (counted as dropped), so latency and memory stay bounded whatever the
-input rate. The node changes no process-wide state (the Python loggers are left as they are),
-so several nodes can share a process. Topics, parameters and frames: docs/ros_interface.md.
+input rate. With ``camera_namespaces`` there is one such slot per camera: the worker takes the
+newest frame of every camera and runs them through one network call; tracking, outputs and the
+visualization stay per camera. The node changes no process-wide state (the Python loggers are
+left as they are), so several nodes can share a process. Topics, parameters and frames:
+docs/ros_interface.md.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from romp_ros.msg import BodyModel, PersonMeshArray
 from romp_ros.ros import conversions
 from romp_ros.ros.camera_info import CameraInfoStore
 from romp_ros.ros.diagnostics import NodeStats, WarnLimiter, diagnostic_array
-from romp_ros.ros.frame_buffer import LatestSlot, PendingFrame
+from romp_ros.ros.frame_buffer import LatestPerStream, PendingFrame
 from romp_ros.ros.params import (
     PARAMETERS_BY_NAME,
     NodeConfig,
@@ -69,6 +72,8 @@ OUTPUT_TOPICS = {
     'birds_eye': Image,
     '/diagnostics': DiagnosticArray,
 }
+# Outputs of each camera: under its namespace with camera_namespaces (front/people, ...).
+PER_CAMERA_TOPICS = ('people', 'markers', 'overlay', 'birds_eye')
 # Inputs: 'image' (raw) or 'image/compressed' (image_transport=compressed), and 'camera_info'.
 INPUT_TOPICS = {'image': Image, 'image/compressed': CompressedImage, 'camera_info': CameraInfo}
 OUTPUT_DEPTH = 5
@@ -150,7 +155,12 @@ class _Worker:
 
     thread: threading.Thread
     stop: threading.Event
-    slot: LatestSlot[PendingFrame]
+    slot: LatestPerStream[PendingFrame]
+
+
+def stream_topic(stream: str, name: str) -> str:
+    """A camera's topic: ``name`` under the camera namespace ``stream`` ('' = the node's own)."""
+    return f'{stream}/{name}' if stream else name
 
 
 class RompNode(LifecycleNode):
@@ -180,12 +190,14 @@ class RompNode(LifecycleNode):
         self._faces = None
         self._stats = NodeStats()
         self._cameras = CameraInfoStore()
-        self._id_sources: dict[str, IdSource] = {}  # one tracker per camera frame_id
+        self._id_sources: dict[tuple[str, str], IdSource] = {}  # per (camera, frame_id)
         # one id counter for all of them, for the node's life: an id names one person of one
         # camera, so body_<id> has one parent in TF, and no id comes back after a reconfigure
         self._track_ids = itertools.count(1)
-        self._visualizer: VisualizationWorker | None = None
-        self._pubs: dict = {}
+        self._visualizers: dict[str, VisualizationWorker] = {}  # per camera
+        self._streams: tuple[str, ...] = ('',)  # camera namespaces of the configuration
+        self._largest_batch = 0  # most camera frames one network call has taken
+        self._pubs: dict = {}  # by topic name (a camera's own under its namespace)
         self._subs: list = []
         self._timer = None
         self._active = False
@@ -245,6 +257,7 @@ class RompNode(LifecycleNode):
             self._log_handler.detach_thread()
         self._config, self._estimator = config, estimator
         self._faces = estimator.faces
+        self._streams = config.camera_namespaces or ('',)
         self._id_sources.clear()
         try:
             self._create_publishers()
@@ -273,7 +286,10 @@ class RompNode(LifecycleNode):
                 qos = output_qos(1, latched=True)
             else:
                 qos = output_qos(TF_DEPTH if topic == '/tf' else OUTPUT_DEPTH)
-            self._pubs[topic] = self.create_lifecycle_publisher(msg_type, topic, qos)
+            names = ([stream_topic(s, topic) for s in self._streams]
+                     if topic in PER_CAMERA_TOPICS else [topic])
+            for name in names:
+                self._pubs[name] = self.create_lifecycle_publisher(msg_type, name, qos)
         self._timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -294,19 +310,23 @@ class RompNode(LifecycleNode):
         self._pubs['body_model'].publish(conversions.body_model_message(
             self._config.estimator.model, self._faces, self._num_vertices(),
             self._estimator.joint_names, self.get_clock().now().to_msg()))
-        self._visualizer = VisualizationWorker(
-            self._pubs['markers'], self._pubs['overlay'], self._faces, self._warn,
-            birds_eye_pub=self._pubs['birds_eye'],
-            birds_eye_config=BirdsEyeConfig(size=(config.birds_eye_size_px,) * 2,
-                                            depth_range_m=config.birds_eye_range_m))
-        stop, slot = threading.Event(), LatestSlot()
+        birds_eye = BirdsEyeConfig(size=(config.birds_eye_size_px,) * 2,
+                                   depth_range_m=config.birds_eye_range_m)
+        for stream in self._streams:
+            self._visualizers[stream] = VisualizationWorker(
+                self._pubs[stream_topic(stream, 'markers')],
+                self._pubs[stream_topic(stream, 'overlay')], self._faces, self._warn,
+                birds_eye_pub=self._pubs[stream_topic(stream, 'birds_eye')],
+                birds_eye_config=birds_eye)
+        stop, slot = threading.Event(), LatestPerStream()
         thread = threading.Thread(target=self._work, args=(stop, slot), name='romp_inference',
                                   daemon=True)
         self._worker = _Worker(thread=thread, stop=stop, slot=slot)
         thread.start()
         self._subscribe(config)
         self._active = True
-        self.get_logger().info(f'active: listening on {self._image_topic(config)} '
+        topics = ', '.join(self._image_topic(config, s) for s in self._streams)
+        self.get_logger().info(f'active: listening on {topics} '
                                f'({config.qos_reliability}, depth {config.qos_depth})')
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -352,17 +372,22 @@ class RompNode(LifecycleNode):
 
     def _subscribe(self, config: NodeConfig) -> None:
         qos = input_qos(config.qos_reliability, config.qos_depth)
-        if config.image_transport == 'compressed':
+        for stream in self._streams:
+            if config.image_transport == 'compressed':
+                self._subs.append(self.create_subscription(
+                    CompressedImage, self._image_topic(config, stream),
+                    lambda msg, s=stream: self._enqueue(msg, True, s), qos))
+            else:
+                self._subs.append(self.create_subscription(
+                    Image, stream_topic(stream, 'image'),
+                    lambda msg, s=stream: self._enqueue(msg, False, s), qos))
             self._subs.append(self.create_subscription(
-                CompressedImage, self._image_topic(config), self._on_compressed, qos))
-        else:
-            self._subs.append(self.create_subscription(Image, 'image', self._on_image, qos))
-        self._subs.append(self.create_subscription(CameraInfo, 'camera_info',
-                                                   self._on_camera_info, qos))
+                CameraInfo, stream_topic(stream, 'camera_info'), self._on_camera_info, qos))
 
-    def _image_topic(self, config: NodeConfig) -> str:
+    def _image_topic(self, config: NodeConfig, stream: str = '') -> str:
+        name = stream_topic(stream, 'image')
         resolve = getattr(self, 'resolve_topic_name', None)
-        base = resolve('image') if resolve is not None else 'image'
+        base = resolve(name) if resolve is not None else name
         return f'{base}/compressed' if config.image_transport == 'compressed' else base
 
     def _deactivate(self) -> None:
@@ -382,15 +407,15 @@ class RompNode(LifecycleNode):
             self._retired = [w for w in self._retired if w.thread.is_alive()]
             self._retired.append(self._worker)
             self._worker = None
-        if self._visualizer is not None:
-            context_ok = rclpy.ok(context=self.context)
-            if not self._visualizer.stop(VISUALIZATION_STOP_TIMEOUT_S,
-                                         clear_markers=context_ok):
+        context_ok = rclpy.ok(context=self.context)
+        for stream, visualizer in self._visualizers.items():
+            if not visualizer.stop(VISUALIZATION_STOP_TIMEOUT_S, clear_markers=context_ok):
                 self.get_logger().warning('the visualization worker did not stop in time')
-            wait_acked = getattr(self._pubs.get('markers'), 'wait_for_all_acked', None)
+            markers = self._pubs.get(stream_topic(stream, 'markers'))
+            wait_acked = getattr(markers, 'wait_for_all_acked', None)
             if context_ok and wait_acked is not None:  # RViz gets the DELETEALL before we go
                 wait_acked(Duration(seconds=MARKERS_ACK_TIMEOUT_S))
-            self._visualizer = None
+        self._visualizers = {}
 
     def _destroy_publishers(self) -> None:
         if self._timer is not None:
@@ -425,18 +450,12 @@ class RompNode(LifecycleNode):
         return int(count) if count is not None else int(self._faces.max()) + 1
 
     # -- callbacks (executor thread: never block) --------------------------------------------
-    def _on_image(self, msg: Image) -> None:
-        self._enqueue(msg, compressed=False)
-
-    def _on_compressed(self, msg: CompressedImage) -> None:
-        self._enqueue(msg, compressed=True)
-
-    def _enqueue(self, msg, compressed: bool) -> None:
+    def _enqueue(self, msg, compressed: bool, stream: str) -> None:
         worker = self._worker
         if worker is None:
             return
-        dropped = worker.slot.put(PendingFrame(msg=msg, compressed=compressed,
-                                               received=time.monotonic()))
+        dropped = worker.slot.put(stream, PendingFrame(
+            msg=msg, compressed=compressed, received=time.monotonic(), stream=stream))
         self._stats.frame_received(dropped)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
@@ -460,23 +479,25 @@ class RompNode(LifecycleNode):
             return
         est = self._config.estimator
         hardware = f'{est.model}/{est.backbone} on {getattr(self._estimator, "device", "?")}'
-        extra = {'visualization_dropped': str(self._visualizer.dropped
-                                              if self._visualizer is not None else 0)}
+        extra = {'visualization_dropped': str(sum(v.dropped
+                                                  for v in self._visualizers.values())),
+                 'cameras': str(len(self._streams)),
+                 'largest_network_batch': str(self._largest_batch)}
         pub.publish(diagnostic_array(self._stats.snapshot(), self.get_clock().now().to_msg(),
                                      self._live.latency_warn_ms, self._active, hardware, extra))
 
     # -- worker thread ----------------------------------------------------------------------
-    def _work(self, stop: threading.Event, slot: LatestSlot[PendingFrame]) -> None:
+    def _work(self, stop: threading.Event, slot: LatestPerStream[PendingFrame]) -> None:
         handler = self._log_handler
         if handler is not None:
             handler.attach_thread()
         try:
             while not stop.is_set():
-                frame = slot.take(timeout=0.2)
-                if frame is None:
+                frames = slot.take_all(timeout=0.2)  # the newest frame of every camera
+                if not frames:
                     continue
                 try:
-                    self._process(frame, stop)
+                    self._process(frames, stop)
                 except Exception as err:  # keep the node alive whatever one frame does
                     self._stats.error()
                     if not stop.is_set():
@@ -536,32 +557,49 @@ class RompNode(LifecycleNode):
                        f'images, the image is {width}x{height}; K is scaled')
         return found.camera
 
-    def _process(self, frame: PendingFrame, stop: threading.Event) -> None:
+    def _process(self, frames: list[PendingFrame], stop: threading.Event) -> None:
+        """Decode the frames (one per camera), run them through one network call, publish."""
         started = time.monotonic()
-        decoded = self._decode(frame)
-        if decoded is None:
-            return
-        header = frame.msg.header
-        pixels = decoded.pixels if decoded.color_order == 'rgb' else decoded.pixels[:, :, ::-1]
-        height, width = pixels.shape[:2]
         estimator, config = self._estimator, self._config
-        if estimator is None or stop.is_set():
+        if estimator is None or config is None or stop.is_set():
             return
-        camera = self._camera(header.frame_id, height, width, config.estimator.fov_deg)
-        result = estimator.predict([pixels], intrinsics=[camera])[0]
-        if stop.is_set():  # deactivated meanwhile: drop the frame, leave the trackers alone
+        ready = []  # (frame, decoded image, rgb pixels, camera or None)
+        for frame in frames:
+            decoded = self._decode(frame)
+            if decoded is None:
+                continue
+            pixels = (decoded.pixels if decoded.color_order == 'rgb'
+                      else decoded.pixels[:, :, ::-1])
+            height, width = pixels.shape[:2]
+            camera = self._camera(frame.msg.header.frame_id, height, width,
+                                  config.estimator.fov_deg)
+            ready.append((frame, decoded, pixels, camera))
+        if not ready or stop.is_set():
             return
+        results = estimator.predict([r[2] for r in ready], intrinsics=[r[3] for r in ready])
+        self._largest_batch = max(self._largest_batch, len(ready))
+        for (frame, decoded, _, camera), result in zip(ready, results, strict=True):
+            if stop.is_set():  # deactivated meanwhile: drop the frames, leave the trackers alone
+                return
+            self._publish(frame, decoded, camera, result, started)
+
+    def _publish(self, frame: PendingFrame, decoded, camera, result, started: float) -> None:
+        """Track one camera's result and publish its people, TF and visualization."""
+        header, stream = frame.msg.header, frame.stream
+        estimator, config = self._estimator, self._config
         stamp_s = header.stamp.sec + header.stamp.nanosec * 1e-9
-        source = self._id_sources.get(header.frame_id)
+        key = (stream, header.frame_id)
+        source = self._id_sources.get(key)
         if source is None:
-            source = self._id_sources[header.frame_id] = make_id_source(
+            source = self._id_sources[key] = make_id_source(
                 config, repose=estimator.pose_bodies, ids=self._track_ids)
         result, identities = source.update(result, stamp_s)
         cfg, est = self._live, config.estimator
-        pubs, visualizer = self._pubs, self._visualizer
-        if stop.is_set() or not pubs or visualizer is None:
+        pubs, visualizer = self._pubs, self._visualizers.get(stream)
+        if not pubs or visualizer is None:
             return
-        pubs['people'].publish(conversions.person_mesh_array(
+        people_pub = pubs[stream_topic(stream, 'people')]
+        people_pub.publish(conversions.person_mesh_array(
             result, header, identities, est.model, est.backbone, cfg.publish_vertices))
         latency = time.monotonic() - frame.received
         if not header.frame_id:
@@ -576,9 +614,11 @@ class RompNode(LifecycleNode):
             if tf.transforms:
                 pubs['/tf'].publish(tf)
         # markers and overlay only while someone listens, on the visualization thread
-        markers = cfg.publish_markers and pubs['markers'].get_subscription_count() > 0
-        overlay = cfg.publish_overlay and pubs['overlay'].get_subscription_count() > 0
-        birds_eye = cfg.publish_birds_eye and pubs['birds_eye'].get_subscription_count() > 0
+        wanted = {topic: pubs[stream_topic(stream, topic)].get_subscription_count() > 0
+                  for topic in ('markers', 'overlay', 'birds_eye')}
+        markers = cfg.publish_markers and wanted['markers']
+        overlay = cfg.publish_overlay and wanted['overlay']
+        birds_eye = cfg.publish_birds_eye and wanted['birds_eye']
         if markers or overlay or birds_eye:
             visualizer.submit(VisualizationJob(
                 result=result, identities=identities, header=header,
@@ -586,7 +626,6 @@ class RompNode(LifecycleNode):
                 markers=markers, mesh=cfg.marker_mesh, birds_eye=birds_eye))
         self._stats.frame_done(time.monotonic() - started, latency, result.num_people,
                                'camera_info' if camera is not None else 'default_fov')
-
 
 def main(args=None) -> int:
     """Run the node until SIGINT/SIGTERM; exit status 1 when autostart fails to configure."""
