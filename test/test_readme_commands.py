@@ -185,7 +185,7 @@ def test_every_readme_command_is_run_or_excused():
 
 def _runnable(command: str) -> bool:
     return command.startswith(('romp-ros --help', 'romp-ros prepare-models ', 'romp-ros infer ',
-                               'ros2 launch romp_ros romp.launch.py '))
+                               'romp-ros export ', 'ros2 launch romp_ros romp.launch.py '))
 
 
 def test_readme_commands_on_the_quick_route(user):
@@ -217,6 +217,13 @@ def test_readme_commands_on_the_quick_route(user):
         assert sum(name in source for source in inputs) == count, (name, inputs)
     with np.load(work / 'tracked.npz', allow_pickle=False) as tracked:
         assert 'track_ids' in tracked.files
+    # the exported graph ran in ONNX Runtime on the photo, as torch did
+    assert (work / 'romp.onnx').is_file()
+    with np.load(work / 'fast.npz', allow_pickle=False) as fast, \
+            np.load(work / 'results.npz', allow_pickle=False) as results:
+        photo = results['frame_index'] == 0  # the same people, the same pose and shape
+        assert fast['smpl_thetas'].shape[0] == int(photo.sum()) > 0
+        np.testing.assert_allclose(fast['smpl_thetas'], results['smpl_thetas'][photo], atol=1e-3)
 
 
 def _launch_until_listening(command: str, work: Path, env: dict) -> None:
