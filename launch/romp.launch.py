@@ -15,15 +15,14 @@ keys are passed unchanged. A bad argument stops the launch with one error naming
 """
 
 import os
-import tempfile
 
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-import yaml
 
 from launch import LaunchDescription
+from romp_ros.ros.launch_files import LaunchArgumentError, node_parameter_file
 
 PACKAGE = 'romp_ros'
 NODE_NAME = 'romp_node'
@@ -31,10 +30,6 @@ NODE_NAME = 'romp_node'
 NODE_PARAMETER_ARGUMENTS = ('model', 'backbone', 'device')
 TRUE_WORDS = ('true', '1', 'yes', 'on')
 FALSE_WORDS = ('false', '0', 'no', 'off')
-
-
-class LaunchArgumentError(ValueError):
-    """A launch argument that cannot work; the message names it and says what to pass."""
 
 
 def _flag(context, name):
@@ -59,42 +54,6 @@ def _node_overrides(context):
             raise LaunchArgumentError(f'launch argument {reason}')
         overrides[name] = value
     return overrides
-
-
-def node_parameter_file(path, node_name, namespace, installed):
-    """The parameter file to give the node: ``path``, or a copy keyed for its namespace.
-
-    Top-level keys naming the node without a namespace (``romp_node`` or ``/romp_node``)
-    become ``/<namespace>/romp_node`` unless the file already has that key.
-
-    Raises:
-        LaunchArgumentError: the file is missing or not a YAML mapping of node names.
-    """
-    if not os.path.isfile(path):
-        raise LaunchArgumentError(
-            f"config_file:='{path}' does not exist; pass a parameter YAML file laid out like "
-            f'{installed}')
-    try:
-        with open(path, encoding='utf-8') as fh:
-            data = yaml.safe_load(fh)
-    except (OSError, yaml.YAMLError) as err:
-        raise LaunchArgumentError(f"config_file:='{path}' cannot be read as YAML: {err}") \
-            from None
-    if not isinstance(data, dict):
-        raise LaunchArgumentError(
-            f"config_file:='{path}' holds no mapping of node names to ros__parameters")
-    ns = '/' + namespace.strip('/')
-    target = f'{ns}/{node_name}'
-    if ns == '/' or target in data:
-        return path
-    renamed = {(target if str(key).strip('/') == node_name else key): value
-               for key, value in data.items()}
-    if list(renamed) == list(data):
-        return path
-    fd, out = tempfile.mkstemp(prefix=f'{node_name}_params_', suffix='.yaml')
-    with os.fdopen(fd, 'w', encoding='utf-8') as fh:
-        yaml.safe_dump(renamed, fh, sort_keys=False)
-    return out
 
 
 def launch_setup(context, *args, **kwargs):

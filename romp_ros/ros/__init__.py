@@ -11,4 +11,5 @@ This is the only sub-package that imports rclpy. Modules:
 * ``frame_buffer``: the latest-frame hand-over between callbacks and the inference worker.
 * ``diagnostics``: statistics, /diagnostics status and throttled warnings.
 * ``person_ids``: identities of people (the one place the core tracker plugs in).
+* ``launch_files``: what the launch files share (the parameter file keyed for a namespace).
 """
