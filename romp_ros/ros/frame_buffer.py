@@ -45,80 +45,6 @@ class SlotCounters:
     dropped: int
 
 
-class LatestSlot(Generic[T]):
-    """Thread-safe single slot: :meth:`put` replaces, :meth:`take` waits for an item."""
-
-    def __init__(self) -> None:
-        """Create an empty, open slot."""
-        self._cond = threading.Condition()
-        self._item: T | None = None
-        self._closed = False
-        self._put = 0
-        self._taken = 0
-        self._dropped = 0
-
-    def put(self, item: T) -> bool:
-        """Store ``item``; return True when it replaced a stale one (counted as dropped).
-
-        Items put after :meth:`close` are discarded (and not counted).
-        """
-        with self._cond:
-            if self._closed:
-                return False
-            replaced = self._item is not None
-            if replaced:
-                self._dropped += 1
-            self._item = item
-            self._put += 1
-            self._cond.notify()
-            return replaced
-
-    def take(self, timeout: float | None = None) -> T | None:
-        """Remove and return the item, waiting up to ``timeout`` s; None on timeout or close."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while self._item is None and not self._closed:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return None
-                self._cond.wait(remaining)
-            if self._closed:
-                return None
-            item, self._item = self._item, None
-            self._taken += 1
-            return item
-
-    def discard(self) -> bool:
-        """Drop a pending item without counting it (deactivation); True if there was one."""
-        with self._cond:
-            had = self._item is not None
-            self._item = None
-            return had
-
-    def close(self) -> None:
-        """Wake every waiter; later puts are ignored and takes return None."""
-        with self._cond:
-            self._closed = True
-            self._item = None
-            self._cond.notify_all()
-
-    def reopen(self) -> None:
-        """Accept items again after :meth:`close` (counters are kept)."""
-        with self._cond:
-            self._closed = False
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called (and not :meth:`reopen`)."""
-        with self._cond:
-            return self._closed
-
-    def counters(self) -> SlotCounters:
-        """A consistent snapshot of the counters."""
-        with self._cond:
-            return SlotCounters(put=self._put, taken=self._taken, dropped=self._dropped)
-
-
 class LatestPerStream(Generic[T]):
     """One latest-wins slot per stream (camera); :meth:`take_all` empties all of them at once.
 
@@ -184,3 +110,43 @@ class LatestPerStream(Generic[T]):
         """A consistent snapshot of the counters (over all streams)."""
         with self._cond:
             return SlotCounters(put=self._put, taken=self._taken, dropped=self._dropped)
+
+    def reopen(self) -> None:
+        """Accept items again after :meth:`close` (counters are kept)."""
+        with self._cond:
+            self._closed = False
+
+
+class LatestSlot(Generic[T]):
+    """Thread-safe single slot: :meth:`put` replaces, :meth:`take` waits for an item.
+
+    A :class:`LatestPerStream` with one stream.
+    """
+
+    def __init__(self) -> None:
+        """Create an empty, open slot."""
+        self._streams: LatestPerStream[T] = LatestPerStream()
+
+    def put(self, item: T) -> bool:
+        """Store ``item``; return True when it replaced a stale one (counted as dropped).
+
+        Items put after :meth:`close` are discarded (and not counted).
+        """
+        return self._streams.put('', item)
+
+    def take(self, timeout: float | None = None) -> T | None:
+        """Remove and return the item, waiting up to ``timeout`` s; None on timeout or close."""
+        items = self._streams.take_all(timeout)
+        return items[0] if items else None
+
+    def close(self) -> None:
+        """Wake every waiter; later puts are ignored and takes return None."""
+        self._streams.close()
+
+    def reopen(self) -> None:
+        """Accept items again after :meth:`close` (counters are kept)."""
+        self._streams.reopen()
+
+    def counters(self) -> SlotCounters:
+        """A consistent snapshot of the counters."""
+        return self._streams.counters()
