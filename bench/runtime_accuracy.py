@@ -1,7 +1,9 @@
 """Accuracy cost of each fast path against the default fp32 torch path, same weights.
 
-    python bench/runtime_accuracy.py              # table -> docs/performance.md
+    python bench/runtime_accuracy.py              # seeded weights -> docs/performance.md
     python bench/runtime_accuracy.py --no-write   # only log it
+    python bench/runtime_accuracy.py --trained-checkpoint RUN/checkpoints/best.pth \
+        --dataset VAL --calibration TRAIN/images  # trained weights, scored against labels
 
 Every variant runs the whole estimator (the same pre- and post-processing; only the network
 call differs) on the same RGB frames: the oracle tests' photos and 1280x720 frame plus a few
@@ -10,8 +12,13 @@ at most 5 % of the image diagonal apart). Reported per variant: people found (mi
 against torch), root-relative 3D joint error of matched people (mean and max, mm), relative
 translation error (median and max, %) and the mean 2D joint error (px).
 
-int8: the maps graph statically quantised (bench/int8_quantization.py) with min / max ranges
-from 10 other photos.
+int8: the maps graph statically quantised (``romp-ros export --int8-calibration``: the
+package's ``quantize_int8``) with min / max ranges from other frames than the measured ones.
+
+Seeded weights are hand-wired and far more sensitive to rounding than trained ones, so the
+second mode measures weights trained by ``bench/train_synthetic.py`` on its validation set: the
+same differences from torch fp32 on the dataset's frames, and each variant scored against the
+labels by ``romp-ros evaluate`` (detection F1, MPJPE, PA-MPJPE, root error).
 """
 
 from __future__ import annotations
@@ -35,10 +42,13 @@ from scipy.optimize import linear_sum_assignment
 import torch
 
 from romp_ros.core import Estimator, EstimatorConfig
+from romp_ros.core.runtime.int8_quantization import quantize_int8, read_calibration_images
 from romp_ros.core.runtime.onnx_graphs import export_graphs
 
 LOG = logging.getLogger('bench.runtime_accuracy')
 BEGIN, END = '<!-- runtime-accuracy:begin -->', '<!-- runtime-accuracy:end -->'
+TRAINED_BEGIN = '<!-- runtime-accuracy-trained:begin -->'
+TRAINED_END = '<!-- runtime-accuracy-trained:end -->'
 MATCH_FRACTION = 0.05
 
 
@@ -84,53 +94,119 @@ def _accumulate(tally: Tally, base, other, image_shape) -> None:
                                         axis=-1).mean(axis=1).tolist())
 
 
-def _variants(model: str, setup: SeededSetup, tmp: Path, with_int8: bool
-              ) -> dict[str, EstimatorConfig]:
-    ckpt = setup.checkpoint(model)
-    base = EstimatorConfig(model=model, checkpoint=str(ckpt), models_dir=str(setup.models_dir),
-                           device='cpu')
+def _variants(base: EstimatorConfig, backbone: str, input_size: int, tmp: Path,
+              calibration: list[np.ndarray] | None) -> dict[str, EstimatorConfig]:
+    """The fast paths of one checkpoint; int8 when calibration frames are given."""
     variants = {
-        'torch fp32 (baseline)': base,
         'onnxruntime fp32': base.replace(runtime='onnxruntime'),
         'openvino fp32': base.replace(runtime='openvino'),
         'openvino bf16': base.replace(runtime='openvino', precision='bf16'),
     }
-    if with_int8:
-        from int8_quantization import quantize_maps_graph
-
+    if calibration is not None:
         from romp_ros.core.nets.checkpoint import load_into, read_checkpoint
         from romp_ros.core.nets.factory import build_model
-        net = build_model(model)
-        load_into(net, read_checkpoint(ckpt)[0])
-        graphs = quantize_maps_graph(export_graphs(net.eval(), model, 'hrnet32', 512),
-                                     calibration_frames())
-        path = tmp / f'{model}_int8.onnx'
+        net = build_model(base.model, backbone, input_size=input_size)
+        load_into(net, read_checkpoint(base.checkpoint)[0])
+        graphs = quantize_int8(export_graphs(net.eval(), base.model, backbone, input_size),
+                               calibration)
+        path = tmp / f'{base.model}_{backbone}_int8.onnx'
         graphs.save(path)
         variants['onnxruntime int8'] = base.replace(runtime='onnxruntime', checkpoint=str(path))
         variants['openvino int8'] = base.replace(runtime='openvino', checkpoint=str(path))
     return variants
 
 
+def compare(base: EstimatorConfig, variants: dict[str, EstimatorConfig],
+            frames: dict[str, np.ndarray]) -> dict[str, Tally]:
+    """Each variant's differences from ``base`` on the same frames."""
+    base_est = Estimator(base)
+    base_results = {name: base_est.predict([f])[0] for name, f in frames.items()}
+    del base_est
+    tallies = {}
+    for label, config in variants.items():
+        est = Estimator(config)
+        tally = Tally()
+        for name, frame in frames.items():
+            _accumulate(tally, base_results[name], est.predict([frame])[0], frame.shape)
+        tallies[label] = tally
+        LOG.info('%s: %d/%d people matched', label, tally.matched, tally.baseline_people)
+        del est
+    return tallies
+
+
 def run(models: list[str], root: Path, with_int8: bool) -> list[tuple[str, str, Tally]]:
+    """The seeded-weights table rows."""
     setup = SeededSetup(root).prepare()
     frames = eval_frames()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
-            variants = _variants(model, setup, Path(tmp), with_int8)
-            base_est = Estimator(variants.pop('torch fp32 (baseline)'))
-            base_results = {name: base_est.predict([f])[0] for name, f in frames.items()}
-            del base_est
-            for label, config in variants.items():
-                est = Estimator(config)
-                tally = Tally()
-                for name, frame in frames.items():
-                    _accumulate(tally, base_results[name], est.predict([frame])[0], frame.shape)
-                rows.append((model, label, tally))
-                LOG.info('%s %s: %d/%d people matched', model, label, tally.matched,
-                         tally.baseline_people)
-                del est
+            base = EstimatorConfig(model=model, checkpoint=str(setup.checkpoint(model)),
+                                   models_dir=str(setup.models_dir), device='cpu')
+            variants = _variants(base, 'hrnet32', 512, Path(tmp),
+                                 calibration_frames() if with_int8 else None)
+            rows += [(model, label, tally)
+                     for label, tally in compare(base, variants, frames).items()]
     return rows
+
+
+def _dataset_frames(dataset: Path, count: int) -> dict[str, np.ndarray]:
+    import cv2
+    paths = sorted((dataset / 'images').glob('*.jpg'))
+    paths = [paths[i] for i in np.linspace(0, len(paths) - 1, min(count, len(paths))).astype(int)]
+    return {p.name: np.ascontiguousarray(cv2.imread(str(p))[:, :, ::-1]) for p in paths}
+
+
+def _score(config: EstimatorConfig, backbone: str, dataset: Path, out: Path) -> dict:
+    """``romp-ros evaluate --dataset`` of one variant; its report.json."""
+    import json
+
+    from romp_ros.cli.main import main as romp_ros
+    status = romp_ros(['--quiet', 'evaluate', '--dataset', str(dataset), '--checkpoint',
+                       config.checkpoint, '--models-dir', config.models_dir, '--model',
+                       config.model, '--backbone', backbone, '--runtime', config.runtime,
+                       '--precision', config.precision, '--no-plots', '--out', str(out)])
+    if status != 0:
+        raise RuntimeError(f'romp-ros evaluate failed for {config.runtime} {config.precision}')
+    return json.loads((out / 'report.json').read_text())
+
+
+def run_trained(checkpoint: Path, backbone: str, dataset: Path, calibration: Path,
+                frames: int) -> str:
+    """The trained-weights table: differences from torch fp32 and scores against labels."""
+    from romp_ros.core.nets.checkpoint import read_checkpoint
+    input_size = read_checkpoint(checkpoint)[1].input_size or 512
+    base = EstimatorConfig(model='romp', backbone=backbone, checkpoint=str(checkpoint),
+                           models_dir=str(dataset / 'body_model'), device='cpu',
+                           input_size=input_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        variants = _variants(base, backbone, input_size, Path(tmp),
+                             read_calibration_images(calibration, 64))
+        tallies = compare(base, variants, _dataset_frames(dataset, frames))
+        scores = {label: _score(config, backbone, dataset, Path(tmp) / f'eval{i}')
+                  for i, (label, config) in enumerate(
+                      {'torch fp32 (baseline)': base, **variants}.items())}
+    lines = ['| runtime | F1 | precision / recall | MPJPE mm | PA-MPJPE mm | root error mm '
+             '| joints vs torch mean / max mm | people vs torch (matched / missed / extra) |',
+             '|---|---|---|---|---|---|---|---|']
+    for label, report in scores.items():
+        det = report['detection']
+        tally = tallies.get(label)
+        diff = ('-' if tally is None or not tally.joint_errors_mm else
+                f'{np.mean(tally.joint_errors_mm):.2f} / {np.max(tally.joint_errors_mm):.2f}')
+        people = ('-' if tally is None else f'{tally.matched} / '
+                  f'{tally.baseline_people - tally.matched} / {tally.people - tally.matched}')
+        lines.append(f"| {label} | {det['f1']:.3f} | {det['precision']:.3f} / "
+                     f"{det['recall']:.3f} | {report['mpjpe_mm']:.1f} | "
+                     f"{report['pa_mpjpe_mm']:.1f} | {report['root_error_mm']:.0f} | {diff} | "
+                     f'{people} |')
+    n_frames = min(frames, len(list((dataset / 'images').glob('*.jpg'))))
+    scored = scores['torch fp32 (baseline)']['frames']['scored']
+    return (f'romp/{backbone} trained by bench/train_synthetic.py ({checkpoint.name}, '
+            f'{input_size} px), scored on {dataset.name} ({scored} frames); int8 calibrated '
+            f'on 64 frames of {calibration.parent.name}; differences '
+            f'from torch fp32 on {n_frames} of the frames; torch {torch.__version__}.\n\n'
+            + '\n'.join(lines))
 
 
 def table(rows) -> str:
@@ -158,9 +234,26 @@ def main() -> int:
     parser.add_argument('--no-int8', action='store_true', help='skip the int8 variants')
     parser.add_argument('--threads', type=int, default=1, help='torch / runtime threads')
     parser.add_argument('--no-write', action='store_true', help='do not update the docs')
+    parser.add_argument('--trained-checkpoint', type=Path, default=None,
+                        help='trained ROMP weights (bench/train_synthetic.py): score every '
+                             'variant on --dataset instead of the seeded-weights table')
+    parser.add_argument('--backbone', default='hrnet32', help='backbone of --trained-checkpoint')
+    parser.add_argument('--dataset', type=Path, help='labelled validation dataset folder')
+    parser.add_argument('--calibration', type=Path, help='int8 calibration images (a folder)')
+    parser.add_argument('--frames', type=int, default=50,
+                        help='dataset frames for the differences from torch fp32')
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     torch.set_num_threads(args.threads)
+    if args.trained_checkpoint is not None:
+        if args.dataset is None or args.calibration is None:
+            parser.error('--trained-checkpoint needs --dataset and --calibration')
+        text = run_trained(args.trained_checkpoint, args.backbone, args.dataset,
+                           args.calibration, args.frames)
+        LOG.info('%s\n(load average %s)', text, load_average())
+        if not args.no_write:
+            write_section(PERFORMANCE_DOC, TRAINED_BEGIN, TRAINED_END, text)
+        return 0
     rows = run(args.models, args.root, not args.no_int8)
     frames = eval_frames()
     text = (f'{len(frames)} frames ({", ".join(frames)}), seeded weights, '

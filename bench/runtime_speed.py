@@ -23,13 +23,14 @@ import tempfile
 from runtime_fixtures import (
     PERFORMANCE_DOC,
     SeededSetup,
+    calibration_frames,
     frame_1280x720,
     load_average,
     write_section,
 )
 import torch
 
-from romp_ros.cli.runtime_compare import compare, default_variants, table_header
+from romp_ros.cli.runtime_compare import compare, default_variants, int8_variants, table_header
 from romp_ros.core import EstimatorConfig
 
 LOG = logging.getLogger('bench.runtime_speed')
@@ -47,6 +48,8 @@ def main() -> int:
     parser.add_argument('--root', type=Path, default=Path(tempfile.gettempdir()) / 'romp_bench',
                         help='where the synthetic body model and seeded weights are cached')
     parser.add_argument('--no-memory', action='store_true', help='skip peak-RSS processes')
+    parser.add_argument('--no-int8', action='store_true',
+                        help='skip the int8 variants (quantised with 10 calibration photos)')
     parser.add_argument('--no-write', action='store_true', help='do not update the docs')
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format='%(message)s')
@@ -61,8 +64,11 @@ def main() -> int:
                                  checkpoint=str(setup.checkpoint(model, backbone)),
                                  models_dir=str(setup.models_dir))
         variants = default_variants(model, 'cpu', reference=backbone == 'hrnet32', bf16=True)
-        result = compare(config, frame, variants, repeats=args.repeats,
-                         memory=not args.no_memory)
+        with tempfile.TemporaryDirectory(prefix='romp_bench_int8_') as tmp:
+            if not args.no_int8:
+                variants += int8_variants(config, calibration_frames(), Path(tmp))
+            result = compare(config, frame, variants, repeats=args.repeats,
+                             memory=not args.no_memory)
         rows.extend(result.table_rows())
         LOG.info('\n'.join(result.table_rows()))
     text = '\n'.join([

@@ -7,6 +7,7 @@ import datetime
 import logging
 from pathlib import Path
 import platform
+import tempfile
 
 from romp_ros.cli.model_flags import add_model_flags, config_from_args
 
@@ -50,6 +51,7 @@ def _run_comparison(args: argparse.Namespace) -> int:
     from romp_ros.cli.runtime_compare import (
         compare,
         default_variants,
+        int8_variants,
         table_header,
         write_doc_section,
     )
@@ -59,7 +61,13 @@ def _run_comparison(args: argparse.Namespace) -> int:
     variants = default_variants(config.model, config.device, args.compare_reference,
                                 bf16=args.bf16)
     frame = _frame(args)
-    result = compare(config, frame, variants, repeats=args.frames, memory=not args.no_memory)
+    with tempfile.TemporaryDirectory(prefix='romp_ros_bench_') as tmp:
+        if args.int8_calibration is not None:
+            from romp_ros.core.runtime.int8_quantization import read_calibration_images
+            variants += int8_variants(config, read_calibration_images(args.int8_calibration),
+                                      Path(tmp))
+        result = compare(config, frame, variants, repeats=args.frames,
+                         memory=not args.no_memory)
     device = (torch.cuda.get_device_name(0) if config.device.startswith('cuda')
               else f'CPU ({platform.processor() or platform.machine()})')
     gpu = config.device.startswith('cuda')
@@ -100,6 +108,9 @@ def add_parser(sub) -> None:
     p.add_argument('--bf16', action='store_true',
                    help='include openvino bf16 (fast on CPUs with AMX; see its accuracy in '
                         'docs/performance.md)')
+    p.add_argument('--int8-calibration', type=Path, default=None, metavar='DIR',
+                   help='include the weights quantised to int8 (onnxruntime, openvino), '
+                        'calibrated on the jpg / png frames under DIR')
     p.add_argument('--image', type=Path, default=None,
                    help='frame to run on (default: a random --width x --height frame; with '
                         'real weights pick a photo with people)')

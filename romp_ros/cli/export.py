@@ -39,29 +39,52 @@ def run(args: argparse.Namespace) -> int:
     net.eval()
     graphs = export_graphs(net, args.model, args.backbone, input_size, batch=args.batch,
                            dynamic_batch=not args.static_batch, opset=args.opset)
+    calibration = None
+    if args.int8_calibration is not None:  # read before the work, so a bad folder fails fast
+        from romp_ros.core.runtime.int8_quantization import read_calibration_images
+        calibration = read_calibration_images(args.int8_calibration, args.calibration_images)
+    verify = not args.no_verify
+    if verify and not runtime_available('onnxruntime'):
+        LOG.warning('not verified: onnxruntime is not installed (pip install onnxruntime)')
+        verify = False
+    if verify:
+        import numpy as np
+        rng = np.random.default_rng(0)
+        frames = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+                  for _ in range(args.batch)]
+        check = check_graphs(graphs, net, prepare_batch(frames, input_size=input_size).tensor)
+        _log_check(check)
+        if check.worst_relative() > VERIFY_TOLERANCE:
+            LOG.error('the exported graph differs from torch by %.2e (relative), more than '
+                      '%.0e; nothing written (report this with your torch and onnx versions)',
+                      check.worst_relative(), VERIFY_TOLERANCE)
+            return 1
+    if calibration is not None:
+        from romp_ros.core.runtime.int8_quantization import quantize_int8
+        LOG.info('int8: calibrating on %d images from %s', len(calibration),
+                 args.int8_calibration)
+        graphs = quantize_int8(graphs, calibration)
+        if verify:
+            # int8 is not exact: the differences are reported, and the accuracy that matters
+            # is measured against labels with `romp-ros evaluate`
+            check = check_graphs(graphs, net, prepare_batch(
+                calibration[:args.batch] if graphs.info.batch else calibration[:1],
+                input_size=input_size).tensor)
+            _log_check(check)
     written = graphs.save(args.out)
     batch = (f'static batch {graphs.info.batch}' if graphs.info.batch else 'dynamic batch')
-    LOG.info('%s/%s (%d px, %s, opset %d) -> %s', args.model, args.backbone, input_size,
-             batch, args.opset, ', '.join(str(p) for p in written))
-    if args.no_verify:
-        return 0
-    if not runtime_available('onnxruntime'):
-        LOG.warning('not verified: onnxruntime is not installed (pip install onnxruntime)')
-        return 0
-    import numpy as np
-    rng = np.random.default_rng(0)
-    frames = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(args.batch)]
-    images = prepare_batch(frames, input_size=input_size).tensor
-    check = check_graphs(graphs, net, images)
+    LOG.info('%s/%s (%d px, %s, opset %d, %s) -> %s', args.model, args.backbone, input_size,
+             batch, args.opset, graphs.info.precision, ', '.join(str(p) for p in written))
+    if calibration is not None:
+        LOG.info('measure what int8 costs on labelled frames before deploying it: romp-ros '
+                 'evaluate --dataset DIR --runtime onnxruntime --checkpoint %s ...', args.out)
+    return 0
+
+
+def _log_check(check) -> None:
     for name, diff in check.max_abs.items():
         LOG.info('  %-15s max |onnx - torch| = %.2e (outputs up to %.3g)', name, diff,
                  check.scale[name])
-    if check.worst_relative() > VERIFY_TOLERANCE:
-        LOG.error('the exported graph differs from torch by %.2e (relative), more than %.0e; '
-                  'do not use it (report this with your torch and onnx versions)',
-                  check.worst_relative(), VERIFY_TOLERANCE)
-        return 1
-    return 0
 
 
 def add_parser(sub) -> None:
@@ -96,4 +119,12 @@ def add_parser(sub) -> None:
     p.add_argument('--opset', type=int, default=17, help='ONNX opset (default 17)')
     p.add_argument('--no-verify', action='store_true',
                    help='skip the comparison with torch')
+    p.add_argument('--int8-calibration', type=Path, default=None, metavar='DIR',
+                   help='quantise the maps graph to int8 (static, QDQ), with activation ranges '
+                        'calibrated on the jpg / png frames under DIR (frames from your camera; '
+                        'a dataset folder works); needs onnxruntime. Fastest on CPUs: run it '
+                        'with --runtime onnxruntime (docs/performance.md#int8)')
+    p.add_argument('--calibration-images', type=int, default=64, metavar='N',
+                   help='with --int8-calibration: use at most N frames, evenly spaced '
+                        '(default 64)')
     p.set_defaults(func=run)

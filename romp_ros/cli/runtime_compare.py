@@ -37,12 +37,14 @@ class Variant:
         side: 'ours' or 'reference'.
         runtime: 'torch', 'onnxruntime' or 'openvino' (reference: 'torch' or 'onnxruntime').
         precision: 'fp32', 'fp16' or 'bf16'.
+        checkpoint: weights to load instead of the configuration's (an int8 ONNX graph).
     """
 
     label: str
     side: str
     runtime: str
     precision: str = 'fp32'
+    checkpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,12 +126,42 @@ def default_variants(model: str, device: str, reference: bool, bf16: bool) -> li
     return variants
 
 
+def int8_variants(config: EstimatorConfig, calibration: list[np.ndarray], folder: Path
+                  ) -> list[Variant]:
+    """ONNX Runtime and OpenVINO on the configured weights quantised to int8 (file in folder).
+
+    Args:
+        config: the model being compared (its checkpoint is exported and quantised).
+        calibration: RGB frames for the activation ranges (see ``quantize_int8``).
+        folder: where the int8 graph is written.
+    """
+    from romp_ros.core.estimator import default_checkpoint_path
+    from romp_ros.core.nets.checkpoint import load_into, read_checkpoint
+    from romp_ros.core.nets.factory import build_model
+    from romp_ros.core.runtime import runtime_available
+    from romp_ros.core.runtime.int8_quantization import quantize_int8
+    from romp_ros.core.runtime.onnx_graphs import export_graphs
+    state, info = read_checkpoint(default_checkpoint_path(config))
+    input_size = config.input_size or info.input_size or 512
+    net = build_model(config.model, config.backbone, input_size=input_size)
+    load_into(net, state)
+    graphs = quantize_int8(export_graphs(net.eval(), config.model, config.backbone, input_size),
+                           calibration)
+    path = Path(folder) / f'{config.model}_{config.backbone}_int8.onnx'
+    graphs.save(path)
+    variants = [Variant('ours onnxruntime int8', 'ours', 'onnxruntime', checkpoint=str(path))]
+    if runtime_available('openvino') and not config.device.startswith('cuda'):
+        variants.append(Variant('ours openvino int8', 'ours', 'openvino', checkpoint=str(path)))
+    return variants
+
+
 def _build(variant: Variant, config: EstimatorConfig, reference_files: dict | None
            ) -> Callable[[np.ndarray], int]:
     """A function RGB frame -> people found, for one variant."""
     if variant.side == 'ours':
         from romp_ros.core.estimator import Estimator
         est = Estimator(config.replace(runtime=variant.runtime, precision=variant.precision,
+                                       checkpoint=variant.checkpoint or config.checkpoint,
                                        color_order='rgb'))
         return lambda frame: est.predict([frame])[0].num_people
     from romp_ros.cli.reference_pipelines import ReferenceBev, ReferenceRomp

@@ -171,10 +171,10 @@ def _to_bytes(module: nn.Module, args: tuple[Tensor, ...], input_names, output_n
         torch.onnx.export(module, args, buffer, input_names=list(input_names),
                           output_names=list(output_names), dynamic_axes=dynamic_axes,
                           opset_version=opset, do_constant_folding=True, dynamo=False)
-    return _with_metadata(buffer.getvalue(), info)
+    return with_metadata(buffer.getvalue(), info)
 
 
-def _with_metadata(model_bytes: bytes, info: GraphInfo) -> bytes:
+def with_metadata(model_bytes: bytes, info: GraphInfo) -> bytes:
     """Add the romp_ros metadata to a serialised ModelProto (needs the ``onnx`` package)."""
     onnx = _import_onnx()
     proto = onnx.load_from_string(model_bytes)
