@@ -47,8 +47,6 @@ from romp_ros.core.runtime.onnx_graphs import export_graphs
 
 LOG = logging.getLogger('bench.runtime_accuracy')
 BEGIN, END = '<!-- runtime-accuracy:begin -->', '<!-- runtime-accuracy:end -->'
-TRAINED_BEGIN = '<!-- runtime-accuracy-trained:begin -->'
-TRAINED_END = '<!-- runtime-accuracy-trained:end -->'
 MATCH_FRACTION = 0.05
 
 
@@ -252,7 +250,9 @@ def main() -> int:
                            args.calibration, args.frames)
         LOG.info('%s\n(load average %s)', text, load_average())
         if not args.no_write:
-            write_section(PERFORMANCE_DOC, TRAINED_BEGIN, TRAINED_END, text)
+            name = f'runtime-accuracy-trained-{args.backbone}'
+            write_section(PERFORMANCE_DOC, f'<!-- {name}:begin -->', f'<!-- {name}:end -->',
+                          text)
         return 0
     rows = run(args.models, args.root, not args.no_int8)
     frames = eval_frames()

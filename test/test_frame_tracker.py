@@ -18,9 +18,14 @@ def body(models_dir):
     return BodyModel(load_body_model_arrays(models_dir, 'smpl')).eval()
 
 
-def _repose(body):
-    def run(betas, thetas):
+def _repose(body, calls=None):
+    def run(betas, thetas, with_verts=True):
+        if calls is not None:
+            calls.append(with_verts)
         with torch.no_grad():
+            if not with_verts:
+                joints = body.pose_joints(torch.as_tensor(betas), torch.as_tensor(thetas))
+                return joints.numpy(), None
             out = body(torch.as_tensor(betas), torch.as_tensor(thetas))
         return out.joints.numpy(), out.verts.numpy()
     return run
@@ -119,6 +124,23 @@ def test_smoothed_meshes_are_steadier_and_self_consistent(body):
     for slot in (0, 1):
         factor = _jitter(raw[slot][5:]) / _jitter(smooth[slot][5:])
         assert factor > 2.0, f'mesh jitter only reduced {factor:.2f}x'
+
+
+def test_frames_without_meshes_are_reposed_joints_only(body):
+    """The node drops the meshes nobody reads; smoothing then poses only the joints."""
+    from dataclasses import replace
+
+    from romp_ros.core.tracking import FrameTracker
+    calls_mesh, calls_joints = [], []
+    with_mesh = FrameTracker(_config(smoothing=True), repose=_repose(body, calls_mesh))
+    joints_only = FrameTracker(_config(smoothing=True), repose=_repose(body, calls_joints))
+    for t, frame in enumerate(_noisy_sequence(body, frames=6)):
+        full = with_mesh.update(frame, stamp_s=t / 10).result
+        lean = joints_only.update(replace(frame, verts=None), stamp_s=t / 10).result
+        assert lean.verts is None and full.verts is not None
+        np.testing.assert_allclose(lean.joints, full.joints, atol=1e-5)
+        np.testing.assert_allclose(lean.cam_trans, full.cam_trans, atol=1e-5)
+    assert set(calls_mesh) == {True} and set(calls_joints) == {False}
 
 
 def test_without_a_body_model_people_move_rigidly_onto_the_smoothed_root(body):

@@ -41,6 +41,11 @@ def add_model_flags(parser: argparse.ArgumentParser, *, models_dir_required: boo
                              "install 'romp-ros[fast]'); --checkpoint may then be a .onnx "
                              'file from `romp-ros export`. openvino with --precision bf16 is '
                              'the fastest on CPUs with AMX / AVX512-BF16 (docs/performance.md)')
+    parser.add_argument('--compile', choices=('off', 'default', 'reduce-overhead',
+                                              'max-autotune'), default='off',
+                        help='torch.compile the network (runtime torch; reduce-overhead and '
+                             'max-autotune replay CUDA graphs on CUDA): compiled at start-up, '
+                             'minutes the first time, cached in ~/.cache/romp_ros/inductor')
 
 
 def config_from_args(args: argparse.Namespace, **extra):
@@ -52,4 +57,5 @@ def config_from_args(args: argparse.Namespace, **extra):
         models_dir=str(args.models_dir) if args.models_dir else '', device=args.device,
         precision=args.precision, center_thresh=args.center_thresh,
         max_people=args.max_people, input_size=args.input_size,
-        runtime=getattr(args, 'runtime', 'torch'), **extra)
+        runtime=getattr(args, 'runtime', 'torch'), compile=getattr(args, 'compile', 'off'),
+        **extra)

@@ -38,6 +38,9 @@ class Variant:
         runtime: 'torch', 'onnxruntime' or 'openvino' (reference: 'torch' or 'onnxruntime').
         precision: 'fp32', 'fp16' or 'bf16'.
         checkpoint: weights to load instead of the configuration's (an int8 ONNX graph).
+        max_people: a cap on the people found instead of the configuration's: keeps the
+            post-processing work equal when a variant's maps find more people (int8 on
+            untrained, seeded weights).
     """
 
     label: str
@@ -45,6 +48,7 @@ class Variant:
     runtime: str
     precision: str = 'fp32'
     checkpoint: str | None = None
+    max_people: int | None = None
 
 
 @dataclass(frozen=True)
@@ -126,14 +130,15 @@ def default_variants(model: str, device: str, reference: bool, bf16: bool) -> li
     return variants
 
 
-def int8_variants(config: EstimatorConfig, calibration: list[np.ndarray], folder: Path
-                  ) -> list[Variant]:
+def int8_variants(config: EstimatorConfig, calibration: list[np.ndarray], folder: Path,
+                  max_people: int | None = None) -> list[Variant]:
     """ONNX Runtime and OpenVINO on the configured weights quantised to int8 (file in folder).
 
     Args:
         config: the model being compared (its checkpoint is exported and quantised).
         calibration: RGB frames for the activation ranges (see ``quantize_int8``).
         folder: where the int8 graph is written.
+        max_people: cap on the people of the int8 variants (see :class:`Variant`).
     """
     from romp_ros.core.estimator import default_checkpoint_path
     from romp_ros.core.nets.checkpoint import load_into, read_checkpoint
@@ -149,9 +154,11 @@ def int8_variants(config: EstimatorConfig, calibration: list[np.ndarray], folder
                            calibration)
     path = Path(folder) / f'{config.model}_{config.backbone}_int8.onnx'
     graphs.save(path)
-    variants = [Variant('ours onnxruntime int8', 'ours', 'onnxruntime', checkpoint=str(path))]
+    variants = [Variant('ours onnxruntime int8', 'ours', 'onnxruntime', checkpoint=str(path),
+                        max_people=max_people)]
     if runtime_available('openvino') and not config.device.startswith('cuda'):
-        variants.append(Variant('ours openvino int8', 'ours', 'openvino', checkpoint=str(path)))
+        variants.append(Variant('ours openvino int8', 'ours', 'openvino', checkpoint=str(path),
+                                max_people=max_people))
     return variants
 
 
@@ -162,6 +169,7 @@ def _build(variant: Variant, config: EstimatorConfig, reference_files: dict | No
         from romp_ros.core.estimator import Estimator
         est = Estimator(config.replace(runtime=variant.runtime, precision=variant.precision,
                                        checkpoint=variant.checkpoint or config.checkpoint,
+                                       max_people=variant.max_people or config.max_people,
                                        color_order='rgb'))
         return lambda frame: est.predict([frame])[0].num_people
     from romp_ros.cli.reference_pipelines import ReferenceBev, ReferenceRomp

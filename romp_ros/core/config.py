@@ -17,6 +17,9 @@ PRECISIONS = ('fp32', 'fp16', 'bf16')
 COLOR_ORDERS = ('rgb', 'bgr')
 # where the network runs (romp_ros.core.runtime); the last two are optional installs
 RUNTIME_NAMES = ('torch', 'onnxruntime', 'openvino')
+# torch.compile modes of the torch runtime ('reduce-overhead' and 'max-autotune' capture CUDA
+# graphs on CUDA devices)
+COMPILE_MODES = ('off', 'default', 'reduce-overhead', 'max-autotune')
 
 # Detection thresholds the reference applies by default to its official checkpoints. BEV: 0.08,
 # not the 0.1 of its settings table: simple-romp 1.1.4's `--crowd` flag is `store_false`, so
@@ -67,6 +70,13 @@ class EstimatorConfig:
             ``checkpoint`` may then be a ``.onnx`` file written by ``romp-ros export``
             (otherwise the torch checkpoint is exported in memory at start-up).
             docs/performance.md compares them.
+        compile: torch runtime only: 'off' (default), or a ``torch.compile`` mode for the
+            network ('default'; 'reduce-overhead' and 'max-autotune' also replay it as a CUDA
+            graph on CUDA). Compiled at start-up for batch 1 (minutes; the compiled kernels
+            are cached in ``compile_cache_dir`` for the next start), each other batch size on
+            first use. Pays on GPUs; on CPUs it measured no faster than eager here.
+        compile_cache_dir: where compiled kernels are kept between runs ('' =
+            ``~/.cache/romp_ros/inductor``, unless TORCHINDUCTOR_CACHE_DIR is set).
     """
 
     model: str = 'romp'
@@ -90,6 +100,8 @@ class EstimatorConfig:
     wide_min_aspect: float = 2.0
     wide_overlap: float = 0.25
     runtime: str = 'torch'
+    compile: str = 'off'
+    compile_cache_dir: str = ''
 
     def __post_init__(self) -> None:
         _choice('model', self.model, MODEL_NAMES)
@@ -101,6 +113,11 @@ class EstimatorConfig:
         _choice('precision', self.precision, PRECISIONS)
         _choice('color_order', self.color_order, COLOR_ORDERS)
         _choice('runtime', self.runtime, RUNTIME_NAMES)
+        _choice('compile', self.compile, COMPILE_MODES)
+        if self.compile != 'off' and self.runtime != 'torch':
+            raise ConfigError(
+                f"compile={self.compile!r} compiles the torch network; runtime "
+                f"{self.runtime!r} has its own graph compiler: set compile='off'")
         if self.runtime == 'torch' and self.checkpoint.lower().endswith('.onnx'):
             raise ConfigError(
                 f"checkpoint={self.checkpoint!r} is an ONNX file: set runtime='onnxruntime' or "

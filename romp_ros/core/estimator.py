@@ -152,10 +152,17 @@ class Estimator:
             self.runner = build_runner(config.runtime, model_name=config.model,
                                        device=self.device, precision=config.precision,
                                        model=self.model, graphs=graphs,
-                                       backbone=config.backbone, input_size=self.input_size)
+                                       backbone=config.backbone, input_size=self.input_size,
+                                       compile_mode=config.compile,
+                                       compile_cache_dir=config.compile_cache_dir)
         except RuntimeSetupError as err:
             raise EstimatorError(str(err)) from err
-        if config.runtime != 'torch':
+        if config.compile != 'off':
+            # compile now, while loading, not on the first frame a robot sees
+            LOG.info('compiling the network (torch.compile mode %s; minutes the first time, '
+                     'cached after)', config.compile)
+            LOG.info('compiled in %.1f s', self.runner.warm_up(self.input_size))
+        if config.runtime != 'torch' or config.compile != 'off':
             LOG.info('network runtime: %s', self.runner.describe())
         self.joint_names = tuple(self.body_model.joint_names)
         self.faces = self.body_model.faces.cpu().numpy()
@@ -224,30 +231,37 @@ class Estimator:
 
     # -- body model --------------------------------------------------------------------------
     @torch.inference_mode()
-    def pose_bodies(self, betas: np.ndarray, thetas: np.ndarray
+    def pose_bodies(self, betas: np.ndarray, thetas: np.ndarray, with_verts: bool = True
                     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Run the body model on given parameters (e.g. a tracker's smoothed ones).
 
         Args:
             betas: (N, 10) SMPL or (N, 11) SMPL-A shape.
             thetas: (N, 72) axis-angle pose, radians.
+            with_verts: also pose the mesh (when ``compute_verts``); False poses only what
+                the joints are read from, ~10x cheaper.
 
         Returns:
-            joints (N, J, 3) and verts (N, V, 3) (None unless ``compute_verts``), metres, in the
-            same body frame as :meth:`predict`'s results (BEV: centred between the hips).
+            joints (N, J, 3) and verts (N, V, 3) (None unless ``with_verts`` and
+            ``compute_verts``), metres, in the same body frame as :meth:`predict`'s results
+            (BEV: centred between the hips).
         """
-        body = self.body_model(torch.as_tensor(betas, dtype=torch.float32, device=self.device),
-                               torch.as_tensor(thetas, dtype=torch.float32, device=self.device))
+        betas_t = torch.as_tensor(betas, dtype=torch.float32, device=self.device)
+        thetas_t = torch.as_tensor(thetas, dtype=torch.float32, device=self.device)
+        if not (with_verts and self.config.compute_verts):
+            joints = self.body_model.pose_joints(betas_t, thetas_t)  # (N, J, 3)
+            joints, _ = self._body_frame(joints, None)
+            return joints.float().cpu().numpy(), None
+        body = self.body_model(betas_t, thetas_t)
         joints, verts = self._body_frame(body.joints, body.verts)
-        verts_np = verts.float().cpu().numpy() if self.config.compute_verts else None
-        return joints.float().cpu().numpy(), verts_np
+        return joints.float().cpu().numpy(), verts.float().cpu().numpy()
 
-    def _body_frame(self, joints: torch.Tensor, verts: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _body_frame(self, joints: torch.Tensor, verts: torch.Tensor | None
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """BEV's reference centres bodies between the hips of the 2D datasets; ROMP does not."""
         if self.config.model == 'bev' and joints.shape[1] > max(BEV_ROOT_JOINTS):
             root = joints[:, list(BEV_ROOT_JOINTS)].mean(dim=1, keepdim=True)  # (N, 1, 3)
-            return joints - root, verts - root
+            return joints - root, None if verts is None else verts - root
         return joints, verts
 
     # -- inference ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from romp_ros.core.config import (
     BACKBONE_NAMES,
+    COMPILE_MODES,
     MODEL_NAMES,
     PRECISIONS,
     RUNTIME_NAMES,
@@ -106,6 +107,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec('runtime', 'torch', "where the network runs: 'torch', 'onnxruntime' or "
               "'openvino' (pip install 'romp-ros[fast]'); checkpoint may then be a .onnx file "
               'of `romp-ros export`', choices=RUNTIME_NAMES, apply=APPLY_CONFIGURE),
+    ParamSpec('compile', 'off', "runtime torch: 'off', or a torch.compile mode for the "
+              "network ('default'; 'reduce-overhead' / 'max-autotune' replay CUDA graphs on "
+              'CUDA); compiled during configure (minutes the first time, cached in '
+              '~/.cache/romp_ros/inductor); pays on GPUs', choices=COMPILE_MODES,
+              apply=APPLY_CONFIGURE),
     ParamSpec('center_thresh', -1.0, 'minimum body-center score of a person; negative = the '
               "model's default (romp 0.25, bev 0.08)", min_value=-1.0, max_value=1.0,
               apply=APPLY_CONFIGURE),
@@ -324,6 +330,7 @@ def estimator_config(values: Mapping[str, Any]) -> EstimatorConfig:
         model=values['model'], backbone=values['backbone'],
         checkpoint=values['checkpoint'], models_dir=values['models_dir'],
         device=values['device'], precision=values['precision'], runtime=values['runtime'],
+        compile=values['compile'],
         center_thresh=None if thresh < 0 else thresh, max_people=int(values['max_people']),
         fov_deg=float(values['default_fov_deg']), color_order='rgb', compute_verts=True,
         wide_tiling=bool(values['wide_tiling']),

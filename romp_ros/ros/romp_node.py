@@ -23,6 +23,7 @@ docs/ros_interface.md.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 import itertools
 import logging
@@ -587,6 +588,19 @@ class RompNode(LifecycleNode):
         """Track one camera's result and publish its people, TF and visualization."""
         header, stream = frame.msg.header, frame.stream
         estimator, config = self._estimator, self._config
+        cfg, est = self._live, config.estimator
+        pubs, visualizer = self._pubs, self._visualizers.get(stream)
+        if not pubs or visualizer is None:
+            return
+        # markers and overlay only while someone listens, on the visualization thread
+        wanted = {topic: pubs[stream_topic(stream, topic)].get_subscription_count() > 0
+                  for topic in ('markers', 'overlay', 'birds_eye')}
+        markers = cfg.publish_markers and wanted['markers']
+        overlay = cfg.publish_overlay and wanted['overlay']
+        birds_eye = cfg.publish_birds_eye and wanted['birds_eye']
+        if not (cfg.publish_vertices or overlay or (markers and cfg.marker_mesh)):
+            # nobody reads this frame's meshes: smoothing then re-poses the joints only
+            result = dataclasses.replace(result, verts=None)
         stamp_s = header.stamp.sec + header.stamp.nanosec * 1e-9
         key = (stream, header.frame_id)
         source = self._id_sources.get(key)
@@ -594,10 +608,6 @@ class RompNode(LifecycleNode):
             source = self._id_sources[key] = make_id_source(
                 config, repose=estimator.pose_bodies, ids=self._track_ids)
         result, identities = source.update(result, stamp_s)
-        cfg, est = self._live, config.estimator
-        pubs, visualizer = self._pubs, self._visualizers.get(stream)
-        if not pubs or visualizer is None:
-            return
         people_pub = pubs[stream_topic(stream, 'people')]
         people_pub.publish(conversions.person_mesh_array(
             result, header, identities, est.model, est.backbone, cfg.publish_vertices))
@@ -613,12 +623,6 @@ class RompNode(LifecycleNode):
                                                                      cfg.tf_prefix))
             if tf.transforms:
                 pubs['/tf'].publish(tf)
-        # markers and overlay only while someone listens, on the visualization thread
-        wanted = {topic: pubs[stream_topic(stream, topic)].get_subscription_count() > 0
-                  for topic in ('markers', 'overlay', 'birds_eye')}
-        markers = cfg.publish_markers and wanted['markers']
-        overlay = cfg.publish_overlay and wanted['overlay']
-        birds_eye = cfg.publish_birds_eye and wanted['birds_eye']
         if markers or overlay or birds_eye:
             visualizer.submit(VisualizationJob(
                 result=result, identities=identities, header=header,
@@ -626,6 +630,7 @@ class RompNode(LifecycleNode):
                 markers=markers, mesh=cfg.marker_mesh, birds_eye=birds_eye))
         self._stats.frame_done(time.monotonic() - started, latency, result.num_people,
                                'camera_info' if camera is not None else 'default_fov')
+
 
 def main(args=None) -> int:
     """Run the node until SIGINT/SIGTERM; exit status 1 when autostart fails to configure."""

@@ -28,7 +28,8 @@ def runtime_available(name: str) -> bool:
 
 def build_runner(name: str, *, model_name: str, device: torch.device, precision: str = 'fp32',
                  model: nn.Module | None = None, graphs: OnnxGraphs | None = None,
-                 backbone: str = 'hrnet32', input_size: int = 512) -> NetworkRunner:
+                 backbone: str = 'hrnet32', input_size: int = 512,
+                 compile_mode: str = 'off', compile_cache_dir: str = '') -> NetworkRunner:
     """The runner of runtime ``name`` for one network.
 
     Args:
@@ -40,6 +41,8 @@ def build_runner(name: str, *, model_name: str, device: torch.device, precision:
             export it to ONNX in memory when no ``graphs`` are given.
         graphs: ONNX graphs read from ``romp-ros export`` files.
         backbone, input_size: recorded when exporting ``model``.
+        compile_mode, compile_cache_dir: ``torch.compile`` of the torch runtime's network
+            (``EstimatorConfig.compile``).
 
     Raises:
         RuntimeSetupError: unknown runtime, runtime not installed, or nothing to run.
@@ -52,7 +55,8 @@ def build_runner(name: str, *, model_name: str, device: torch.device, precision:
                 "runtime 'torch' needs the torch checkpoint, not an ONNX file; use runtime "
                 "'onnxruntime' or 'openvino' for .onnx files")
         from romp_ros.core.runtime.torch_runner import TorchRunner
-        return TorchRunner(model, model_name, device, precision)
+        return TorchRunner(model, model_name, device, precision, compile_mode=compile_mode,
+                           compile_cache_dir=compile_cache_dir)
     if not runtime_available(name):
         raise RuntimeSetupError(
             f'runtime {name!r} is not installed: pip install {RUNTIME_PACKAGES[name]} '

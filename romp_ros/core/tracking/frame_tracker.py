@@ -21,7 +21,9 @@ from romp_ros.core.tracking.detections import detections_from_frame
 from romp_ros.core.tracking.tracker import Tracker, TrackerConfig
 
 # (betas (N, B), thetas (N, 72)) -> (joints (N, J, 3), verts (N, V, 3) or None), body frame
-ReposeFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+# (betas (N, B), thetas (N, 72), with_verts=...) -> joints (N, J, 3), verts (N, V, 3) or None:
+# Estimator.pose_bodies
+ReposeFn = Callable[..., tuple[np.ndarray, np.ndarray | None]]
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,8 @@ class FrameTracker:
             return replace(people, cam_trans=(people.cam_trans + shift).astype(np.float32))
         thetas = out.thetas[observed].astype(np.float32)  # (N, 72)
         betas = out.betas[observed].astype(np.float32)  # (N, B)
-        joints, verts = self._repose(betas, thetas)  # body frame
+        # meshes only where the frame carries them (the node drops them when nobody reads them)
+        joints, verts = self._repose(betas, thetas, with_verts=people.verts is not None)
         trans = (root - joints[:, 0]).astype(np.float32)  # (N, 3)
         # through the frame's camera, lens included: pj2d_org is in the raw image's pixels
         pj2d = people.intrinsics.project(joints + trans[:, None])  # (N, J, 2)
