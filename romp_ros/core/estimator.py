@@ -47,6 +47,7 @@ from romp_ros.core.geometry.translation import (
 from romp_ros.core.nets.checkpoint import load_into, read_checkpoint
 from romp_ros.core.nets.factory import build_model, model_spec
 from romp_ros.core.nets.inference_opt import optimize_for_inference
+from romp_ros.core.pinned_upload import PinnedUploader
 from romp_ros.core.postprocess.bev_filtering import bev_keep_mask
 from romp_ros.core.postprocess.center_parsing import (
     parse_center_map_2d,
@@ -166,6 +167,8 @@ class Estimator:
             LOG.info('network runtime: %s', self.runner.describe())
         self.joint_names = tuple(self.body_model.joint_names)
         self.faces = self.body_model.faces.cpu().numpy()
+        # CUDA: frames go up through one reused page-locked buffer (asynchronous copies)
+        self._uploader = PinnedUploader(self.device) if self.device.type == 'cuda' else None
 
     # -- construction ------------------------------------------------------------------------
     def _load_body_model(self, config: EstimatorConfig) -> torch.nn.Module:
@@ -325,8 +328,9 @@ class Estimator:
                        validated_k: bool = False) -> list[FrameResult]:
         """:meth:`predict` without tiling; ``validated_k``: one checked K (or None) per image."""
         batch = prepare_batch(images, color_order=self.config.color_order,
-                              device=self.device, input_size=self.input_size)
-        sizes = [(int(h), int(w)) for h, w in batch.pad_info[:, 4:6].tolist()]
+                              device=self.device, input_size=self.input_size,
+                              uploader=self._uploader)
+        sizes = list(batch.image_sizes)  # from the host: no wait for the device
         per_image_k = (list(intrinsics) if validated_k
                        else self._resolve_intrinsics(intrinsics, sizes))
 

@@ -32,6 +32,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from romp_ros.core.pinned_upload import PinnedUploader
+
 DEFAULT_INPUT_SIZE = 512
 # Longest accepted image side. The padded square is held as float32 on the device
 # (L^2 * 12 bytes: 805 MB at 8192), and the network only sees 512 pixels: a 16x downscale
@@ -57,11 +59,13 @@ class PreparedBatch:
             the image occupies rows [top, bottom) and columns [left, right) of the padded
             square of side max(h, w); bottom = top + h and right = left + w.
         scale: (B,) float32 network pixels per original pixel, S / max(h, w).
+        image_sizes: B (h, w) pairs on the host (reading them needs no device sync).
     """
 
     tensor: torch.Tensor
     pad_info: torch.Tensor
     scale: torch.Tensor
+    image_sizes: tuple[tuple[int, int], ...] = ()
 
     @property
     def batch_size(self) -> int:
@@ -72,7 +76,8 @@ class PreparedBatch:
 def prepare_batch(images: Sequence[np.ndarray], color_order: str = 'rgb',
                   device: torch.device | str = 'cpu',
                   input_size: int = DEFAULT_INPUT_SIZE,
-                  resize_backend: str = 'auto') -> PreparedBatch:
+                  resize_backend: str = 'auto',
+                  uploader: PinnedUploader | None = None) -> PreparedBatch:
     """Pad, resize and stack images of any sizes into the network input.
 
     Args:
@@ -82,6 +87,8 @@ def prepare_batch(images: Sequence[np.ndarray], color_order: str = 'rgb',
         device: where the work happens and the results live.
         input_size: side of the square network input.
         resize_backend: 'auto', 'torch' or 'cv2' (see the module docstring).
+        uploader: with the torch backend on a CUDA device, upload the frames through this
+            reused pinned buffer (asynchronous copies) instead of from pageable memory.
 
     Returns:
         :class:`PreparedBatch`.
@@ -108,11 +115,12 @@ def prepare_batch(images: Sequence[np.ndarray], color_order: str = 'rgb',
     if cv2 is not None:
         tensor = _resize_cv2(cv2, checked, pad_rows, color_order, input_size).to(device)
     else:
-        tensor = _resize_torch(checked, pad_rows, color_order, input_size, device)
+        tensor = _resize_torch(checked, pad_rows, color_order, input_size, device, uploader)
     pad_info = torch.tensor(pad_rows, dtype=torch.float32, device=device)  # (B, 6)
     sides = torch.maximum(pad_info[:, 4], pad_info[:, 5])
     scale = input_size / sides  # (B,)
-    return PreparedBatch(tensor=tensor, pad_info=pad_info, scale=scale)
+    return PreparedBatch(tensor=tensor, pad_info=pad_info, scale=scale,
+                         image_sizes=tuple((row[4], row[5]) for row in pad_rows))
 
 
 def _cv2_for(resize_backend: str, device: torch.device):
@@ -128,8 +136,14 @@ def _cv2_for(resize_backend: str, device: torch.device):
 
 
 def _resize_torch(images: list[np.ndarray], pad_rows: list[tuple[int, ...]], color_order: str,
-                  input_size: int, device: torch.device) -> torch.Tensor:
+                  input_size: int, device: torch.device,
+                  uploader: PinnedUploader | None = None) -> torch.Tensor:
     """(B, S, S, 3) float32 RGB via torch bicubic on ``device``."""
+    # uint8 on the device: a third of float32's traffic, converted there
+    if uploader is not None and uploader.device == device:
+        uploaded = uploader.upload(images)
+    else:
+        uploaded = [_to_device(image, device) for image in images]
     out = torch.empty(len(images), 3, input_size, input_size, dtype=torch.float32,
                       device=device)
     # Images with the same padded side share one resize call.
@@ -140,8 +154,7 @@ def _resize_torch(images: list[np.ndarray], pad_rows: list[tuple[int, ...]], col
         square = torch.zeros(len(members), 3, side, side, dtype=torch.float32, device=device)
         for slot, index in enumerate(members):
             top, bottom, left, right = pad_rows[index][:4]
-            square[slot, :, top:bottom, left:right] = _to_device_rgb(images[index], color_order,
-                                                                     device)
+            square[slot, :, top:bottom, left:right] = _rgb_planes(uploaded[index], color_order)
         resized = F.interpolate(square, size=(input_size, input_size), mode='bicubic',
                                 align_corners=False, antialias=False)
         # cv2 works on uint8: round to nearest and saturate (overshoot of the cubic kernel).
@@ -209,14 +222,18 @@ def _check_image(index: int, image: object) -> np.ndarray:
     return image
 
 
-def _to_device_rgb(image: np.ndarray, color_order: str, device: torch.device) -> torch.Tensor:
-    """(3, h, w) float32 RGB on ``device`` from an H x W x C uint8 array."""
-    # Upload uint8, convert on the device. Non-contiguous views (e.g. a cropped image) and
-    # read-only buffers (torch cannot wrap those) are copied once on the host.
+def _to_device(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """The H x W x C uint8 array on ``device`` (synchronous copy from pageable memory)."""
+    # Non-contiguous views (e.g. a cropped image) and read-only buffers (torch cannot wrap
+    # those) are copied once on the host.
     host = np.ascontiguousarray(image)
     if not host.flags.writeable:
         host = host.copy()
-    pixels = torch.from_numpy(host).to(device, non_blocking=True)
+    return torch.from_numpy(host).to(device)
+
+
+def _rgb_planes(pixels: torch.Tensor, color_order: str) -> torch.Tensor:
+    """(3, h, w) float32 RGB from an (h, w, C) uint8 tensor, on its device."""
     pixels = pixels.permute(2, 0, 1)  # (C, h, w)
     if pixels.shape[0] == 1:
         pixels = pixels.expand(3, -1, -1)

@@ -55,10 +55,11 @@ class OpenVinoRunner(NetworkRunner):
             raise RuntimeSetupError(f'OpenVINO could not compile the graph for the CPU '
                                     f'(precision {self.precision}): {err}') from err
         if self.precision == 'int8':
-            LOG.warning("openvino runs this int8 graph about twice as fast as onnxruntime but "
-                        "less accurately (measured: detection F1 0.785 -> 0.737 on trained "
-                        "weights, against 0.778 with onnxruntime; docs/performance.md#int8); "
-                        "check it with `romp-ros evaluate` or use runtime 'onnxruntime'")
+            LOG.warning("openvino runs int8 graphs about twice as fast as onnxruntime, but its "
+                        "int8 arithmetic cost trained ROMP-HRNet-32 detections (F1 0.785 -> "
+                        "0.737, onnxruntime 0.778; EfficientNetV2-S unchanged: "
+                        "docs/performance.md#int8); check your graph with `romp-ros evaluate` "
+                        "or use runtime 'onnxruntime'")
         self._maps_request = self._maps.create_infer_request()
         self._regressor_request = (self._regressor.create_infer_request()
                                    if self._regressor is not None else None)
