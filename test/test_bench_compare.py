@@ -54,8 +54,11 @@ def test_default_variants_follow_the_device_and_what_is_installed():
     assert ('ours openvino bf16' in labels) == runtime_available('openvino')
     bev = [v.label for v in default_variants('bev', 'cpu', reference=True, bf16=False)]
     assert 'reference ONNX Runtime' not in bev, 'the reference has no BEV ONNX path'
-    gpu = [v.label for v in default_variants('romp', 'cuda:0', reference=False, bf16=True)]
-    assert 'ours torch fp16' in gpu and not any('openvino' in label for label in gpu)
+    gpu = default_variants('romp', 'cuda:0', reference=False, bf16=True)
+    labels = [v.label for v in gpu]
+    assert 'ours torch fp16' in labels and not any('openvino' in label for label in labels)
+    assert [v.compile for v in gpu if 'CUDA graph' in v.label] == ['reduce-overhead']
+    assert all(v.compile == 'off' for v in cpu)
 
 
 @pytest.mark.slow

@@ -79,7 +79,8 @@ def readme_commands() -> list[str]:
 
 def _write_user_files(home: Path, work: Path, body_files, checkpoint: Path) -> None:
     """What a user of the README has: official file names in the working folder, weights in
-    ~/romp_models, a photo, two short videos and a bag with camera_info."""
+    ~/romp_models, a photo, two short videos, a bag with camera_info and a folder of frames
+    from the camera (int8 calibration)."""
     import cv2
     import skimage.data
 
@@ -100,6 +101,9 @@ def _write_user_files(home: Path, work: Path, body_files, checkpoint: Path) -> N
         writer.release()
         assert (work / name).stat().st_size > 0, f'OpenCV wrote no {name}'
     _write_mcap(work / 'recording.mcap', photo[:, :, ::-1], frames=BAG_FRAMES)
+    (work / 'frames').mkdir()
+    for index in range(8):  # the fewest calibration frames export accepts
+        cv2.imwrite(str(work / 'frames' / f'{index:04d}.jpg'), np.roll(photo, 40 * index, axis=0))
 
 
 def _write_mcap(out: Path, rgb: np.ndarray, frames: int) -> None:
@@ -224,6 +228,8 @@ def test_readme_commands_on_the_quick_route(user):
         photo = results['frame_index'] == 0  # the same people, the same pose and shape
         assert fast['smpl_thetas'].shape[0] == int(photo.sum()) > 0
         np.testing.assert_allclose(fast['smpl_thetas'], results['smpl_thetas'][photo], atol=1e-3)
+    from romp_ros.core.runtime.onnx_graphs import load_graphs
+    assert load_graphs(work / 'romp_int8.onnx').info.precision == 'int8'
 
 
 def _launch_until_listening(command: str, work: Path, env: dict) -> None:

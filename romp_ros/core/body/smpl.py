@@ -89,11 +89,13 @@ class BodyModel(nn.Module):
         are regressed once here. The extra joints read only a few hundred of the vertices (the
         21 picks and the regressors' non-zero columns), so only those are skinned.
         """
-        num_verts = arrays.num_vertices
+        # Matrices laid out for plain matmuls: a handful of people per call, where einsum's
+        # dispatch would cost more than the arithmetic.
+        num_verts, num_betas = arrays.num_vertices, arrays.num_betas
         j_reg = arrays.j_regressor.astype(np.float64)  # (24, V)
         buffer('joint_template', j_reg @ arrays.v_template, dtype)  # (24, 3)
-        buffer('joint_shapedirs', np.einsum('jv,vcb->jcb', j_reg, arrays.shapedirs),
-               dtype)  # (24, 3, B)
+        joint_shapedirs = np.einsum('jv,vcb->jcb', j_reg, arrays.shapedirs)  # (24, 3, B)
+        buffer('joint_shapedirs', joint_shapedirs.reshape(-1, num_betas).T, dtype)  # (B, 72)
         if not arrays.has_extra_joints:
             return
         regressors = np.concatenate([arrays.j_regressor_extra9, arrays.j_regressor_h36m17])
@@ -101,8 +103,10 @@ class BodyModel(nn.Module):
                           np.flatnonzero(np.abs(regressors).sum(axis=0) > 0))  # (S,)
         posedirs = arrays.posedirs.reshape(-1, num_verts, 3)[:, used]  # (207, S, 3)
         buffer('sub_template', arrays.v_template[used], dtype)  # (S, 3)
-        buffer('sub_shapedirs', arrays.shapedirs[used], dtype)  # (S, 3, B)
-        buffer('sub_posedirs', posedirs.reshape(posedirs.shape[0], -1), dtype)  # (207, 3S)
+        # shape and pose blend shapes stacked: one matmul with [betas, pose feature]
+        blend = np.concatenate([arrays.shapedirs[used].reshape(-1, num_betas).T,
+                                posedirs.reshape(posedirs.shape[0], -1)])
+        buffer('sub_blenddirs', blend, dtype)  # (B + 207, 3S)
         buffer('sub_weights', arrays.lbs_weights[used], dtype)  # (S, 24)
         buffer('sub_pick', np.searchsorted(used, arrays.extra_joints_index),
                torch.int64)  # (21,) rows of the subset
@@ -158,22 +162,21 @@ class BodyModel(nn.Module):
         num = betas.shape[0]
         if num == 0:
             return self.v_template.new_zeros((0, self.num_joints, 3))
-        rest = self.joint_template + torch.einsum('nb,jcb->njc', betas,
-                                                  self.joint_shapedirs)  # (N, 24, 3)
+        rest = self.joint_template + (betas @ self.joint_shapedirs).view(num, -1, 3)  # (N,24,3)
         rot = batch_rodrigues(thetas.reshape(-1, 3)).view(num, -1, 3, 3)  # (N, 24, 3, 3)
         joints, transforms = batch_rigid_transform(rot, rest, self.parents,
                                                    dtype=rest.dtype)  # (N,24,3), (N,24,4,4)
         if self.num_joints == joints.shape[1]:
             return joints
-        shaped = self.sub_template + torch.einsum('nb,scb->nsc', betas,
-                                                  self.sub_shapedirs)  # (N, S, 3)
         eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
         pose_feature = (rot[:, 1:] - eye).reshape(num, -1)  # (N, 207)
-        posed = shaped + (pose_feature @ self.sub_posedirs).view(num, -1, 3)  # (N, S, 3)
-        skin = torch.einsum('sk,nkij->nsij', self.sub_weights, transforms)  # (N, S, 4, 4)
+        offsets = torch.cat([betas, pose_feature], dim=1) @ self.sub_blenddirs  # (N, 3S)
+        posed = self.sub_template + offsets.view(num, -1, 3)  # (N, S, 3)
+        skin = (self.sub_weights @ transforms.reshape(num, -1, 16)).view(
+            num, -1, 4, 4)  # (N, S, 4, 4)
         verts = (skin[..., :3, :3] @ posed.unsqueeze(-1)).squeeze(-1) + skin[..., :3, 3]
         picked = verts[:, self.sub_pick]  # (N, 21, 3)
-        regressed = torch.einsum('nsc,js->njc', verts, self.sub_regressor)  # (N, 26, 3)
+        regressed = self.sub_regressor @ verts  # (N, 26, 3)
         return torch.cat([joints, picked, regressed], dim=1)  # (N, 71, 3)
 
     def _check_inputs(self, betas: torch.Tensor,
