@@ -30,6 +30,7 @@ class DistributedContext:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    owns_group: bool = False  # this evaluation started the process group (and ends it)
 
 
 def context_from_env() -> DistributedContext:
@@ -42,11 +43,12 @@ def context_from_env() -> DistributedContext:
     if world_size <= 1:
         return DistributedContext()
     import torch.distributed as dist
-    if not dist.is_initialized():
+    owns_group = not dist.is_initialized()
+    if owns_group:
         dist.init_process_group(backend='gloo')
     context = DistributedContext(rank=dist.get_rank(),
                                  local_rank=int(os.environ.get('LOCAL_RANK', '0')),
-                                 world_size=dist.get_world_size())
+                                 world_size=dist.get_world_size(), owns_group=owns_group)
     LOG.info('evaluation rank %d of %d', context.rank, context.world_size)
     return context
 
@@ -83,6 +85,20 @@ def gather_to_main(local: list[tuple[int, Any]], error: tuple[int, str] | None,
     if context.rank != 0:
         return None
     return [pair for part in gathered for pair in part]
+
+
+def release(context: DistributedContext) -> None:
+    """End the process group this evaluation started, once every process is done with it.
+
+    A process that exits with its gloo group alive aborts in the group's C++ destructor
+    ("terminate called without an active exception"), which torchrun reports as a failure.
+    """
+    if not context.owns_group:
+        return
+    import torch.distributed as dist
+    if dist.is_initialized():
+        dist.barrier()  # rank 0 may still be writing the report: nobody leaves before it
+        dist.destroy_process_group()
 
 
 def _cpu_group(dist: Any) -> Any:

@@ -51,7 +51,12 @@ from romp_ros.evaluation.bag_io import (
     open_bag,
 )
 from romp_ros.evaluation.config import EvaluationConfig
-from romp_ros.evaluation.distributed import DistributedContext, context_from_env, gather_to_main
+from romp_ros.evaluation.distributed import (
+    DistributedContext,
+    context_from_env,
+    gather_to_main,
+    release,
+)
 from romp_ros.evaluation.errors import EvaluationInputError
 from romp_ros.evaluation.people import (
     FramePeople,
@@ -200,13 +205,16 @@ def run_evaluation(job: EvaluateJob,
                 on_progress(done, len(mine))
     except EvaluationInputError as err:
         error = (current, str(err))
-    gathered = gather_to_main(local, error, context)
-    if gathered is None:
-        return None
-    results = [result for _, result in sorted(gathered, key=lambda pair: pair[0])]
-    report = build_report(results, job.config)
-    write_report(report, job.out_dir, plots=job.plots)
-    return report
+    try:
+        gathered = gather_to_main(local, error, context)
+        if gathered is None:
+            return None
+        results = [result for _, result in sorted(gathered, key=lambda pair: pair[0])]
+        report = build_report(results, job.config)
+        write_report(report, job.out_dir, plots=job.plots)
+        return report
+    finally:
+        release(context)
 
 
 def _sequences(dataset: GenericDataset) -> list[tuple[str, list[int]]]:
