@@ -41,9 +41,9 @@ from runtime_fixtures import (
 from scipy.optimize import linear_sum_assignment
 import torch
 
+from romp_ros.cli.runtime_compare import int8_variants
 from romp_ros.core import Estimator, EstimatorConfig
-from romp_ros.core.runtime.int8_quantization import quantize_int8, read_calibration_images
-from romp_ros.core.runtime.onnx_graphs import export_graphs
+from romp_ros.core.runtime.int8_quantization import read_calibration_images
 
 LOG = logging.getLogger('bench.runtime_accuracy')
 BEGIN, END = '<!-- runtime-accuracy:begin -->', '<!-- runtime-accuracy:end -->'
@@ -92,25 +92,18 @@ def _accumulate(tally: Tally, base, other, image_shape) -> None:
                                         axis=-1).mean(axis=1).tolist())
 
 
-def _variants(base: EstimatorConfig, backbone: str, input_size: int, tmp: Path,
-              calibration: list[np.ndarray] | None) -> dict[str, EstimatorConfig]:
-    """The fast paths of one checkpoint; int8 when calibration frames are given."""
+def _variants(base: EstimatorConfig, tmp: Path, calibration: list[np.ndarray] | None
+              ) -> dict[str, EstimatorConfig]:
+    """The fast paths of one checkpoint; int8 (``int8_variants``) when calibration frames are
+    given."""
     variants = {
         'onnxruntime fp32': base.replace(runtime='onnxruntime'),
         'openvino fp32': base.replace(runtime='openvino'),
         'openvino bf16': base.replace(runtime='openvino', precision='bf16'),
     }
-    if calibration is not None:
-        from romp_ros.core.nets.checkpoint import load_into, read_checkpoint
-        from romp_ros.core.nets.factory import build_model
-        net = build_model(base.model, backbone, input_size=input_size)
-        load_into(net, read_checkpoint(base.checkpoint)[0])
-        graphs = quantize_int8(export_graphs(net.eval(), base.model, backbone, input_size),
-                               calibration)
-        path = tmp / f'{base.model}_{backbone}_int8.onnx'
-        graphs.save(path)
-        variants['onnxruntime int8'] = base.replace(runtime='onnxruntime', checkpoint=str(path))
-        variants['openvino int8'] = base.replace(runtime='openvino', checkpoint=str(path))
+    for int8 in int8_variants(base, calibration, tmp) if calibration is not None else ():
+        variants[int8.label.removeprefix('ours ')] = base.replace(runtime=int8.runtime,
+                                                                  checkpoint=int8.checkpoint)
     return variants
 
 
@@ -141,8 +134,7 @@ def run(models: list[str], root: Path, with_int8: bool) -> list[tuple[str, str, 
         for model in models:
             base = EstimatorConfig(model=model, checkpoint=str(setup.checkpoint(model)),
                                    models_dir=str(setup.models_dir), device='cpu')
-            variants = _variants(base, 'hrnet32', 512, Path(tmp),
-                                 calibration_frames() if with_int8 else None)
+            variants = _variants(base, Path(tmp), calibration_frames() if with_int8 else None)
             rows += [(model, label, tally)
                      for label, tally in compare(base, variants, frames).items()]
     return rows
@@ -178,8 +170,7 @@ def run_trained(checkpoint: Path, backbone: str, dataset: Path, calibration: Pat
                            models_dir=str(dataset / 'body_model'), device='cpu',
                            input_size=input_size)
     with tempfile.TemporaryDirectory() as tmp:
-        variants = _variants(base, backbone, input_size, Path(tmp),
-                             read_calibration_images(calibration, 64))
+        variants = _variants(base, Path(tmp), read_calibration_images(calibration, 64))
         tallies = compare(base, variants, _dataset_frames(dataset, frames))
         scores = {label: _score(config, backbone, dataset, Path(tmp) / f'eval{i}')
                   for i, (label, config) in enumerate(

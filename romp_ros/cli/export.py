@@ -15,12 +15,37 @@ LOG = logging.getLogger(__name__)
 VERIFY_TOLERANCE = 1e-3
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the sub-command; returns the exit status."""
-    from romp_ros.core.config import EstimatorConfig
+def network_for_export(config, input_size: int | None = None):
+    """The configured torch network (eval mode, CPU) and the input side to export it at.
+
+    Args:
+        config: an EstimatorConfig naming the model, backbone and checkpoint.
+        input_size: the side to use; None: what the checkpoint records, else 512.
+
+    Returns:
+        (network, input side).
+
+    Raises:
+        EstimatorError: the checkpoint file does not exist.
+    """
     from romp_ros.core.estimator import EstimatorError, default_checkpoint_path
     from romp_ros.core.nets.checkpoint import load_into, read_checkpoint
     from romp_ros.core.nets.factory import build_model
+
+    path = default_checkpoint_path(config)
+    if not path.is_file():
+        raise EstimatorError(f'checkpoint not found: {path}; pass --checkpoint PATH (or '
+                             '--models-dir with the official file in it)')
+    state, info = read_checkpoint(path)
+    input_size = input_size or info.input_size or 512
+    net = build_model(config.model, config.backbone, input_size=input_size)
+    load_into(net, state)
+    return net.eval(), input_size
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sub-command; returns the exit status."""
+    from romp_ros.core.config import EstimatorConfig
     from romp_ros.core.preprocess import prepare_batch
     from romp_ros.core.runtime.factory import runtime_available
     from romp_ros.core.runtime.onnx_graphs import check_graphs, export_graphs
@@ -28,15 +53,7 @@ def run(args: argparse.Namespace) -> int:
     config = EstimatorConfig(model=args.model, backbone=args.backbone,
                              checkpoint=str(args.checkpoint or ''),
                              models_dir=str(args.models_dir or ''), device='cpu')
-    path = default_checkpoint_path(config)
-    if not path.is_file():
-        raise EstimatorError(f'checkpoint not found: {path}; pass --checkpoint PATH (or '
-                             '--models-dir with the official file in it)')
-    state, info = read_checkpoint(path)
-    input_size = args.input_size or info.input_size or 512
-    net = build_model(args.model, args.backbone, input_size=input_size)
-    load_into(net, state)
-    net.eval()
+    net, input_size = network_for_export(config, args.input_size)
     graphs = export_graphs(net, args.model, args.backbone, input_size, batch=args.batch,
                            dynamic_batch=not args.static_batch, opset=args.opset)
     calibration = None

@@ -144,17 +144,12 @@ def int8_variants(config: EstimatorConfig, calibration: list[np.ndarray], folder
         folder: where the int8 graph is written.
         max_people: cap on the people of the int8 variants (see :class:`Variant`).
     """
-    from romp_ros.core.estimator import default_checkpoint_path
-    from romp_ros.core.nets.checkpoint import load_into, read_checkpoint
-    from romp_ros.core.nets.factory import build_model
+    from romp_ros.cli.export import network_for_export
     from romp_ros.core.runtime import runtime_available
     from romp_ros.core.runtime.int8_quantization import quantize_int8
     from romp_ros.core.runtime.onnx_graphs import export_graphs
-    state, info = read_checkpoint(default_checkpoint_path(config))
-    input_size = config.input_size or info.input_size or 512
-    net = build_model(config.model, config.backbone, input_size=input_size)
-    load_into(net, state)
-    graphs = quantize_int8(export_graphs(net.eval(), config.model, config.backbone, input_size),
+    net, input_size = network_for_export(config, config.input_size)
+    graphs = quantize_int8(export_graphs(net, config.model, config.backbone, input_size),
                            calibration)
     path = Path(folder) / f'{config.model}_{config.backbone}_int8.onnx'
     graphs.save(path)

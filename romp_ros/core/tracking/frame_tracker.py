@@ -20,9 +20,8 @@ from romp_ros.core.results import FrameResult
 from romp_ros.core.tracking.detections import detections_from_frame
 from romp_ros.core.tracking.tracker import Tracker, TrackerConfig
 
-# (betas (N, B), thetas (N, 72)) -> (joints (N, J, 3), verts (N, V, 3) or None), body frame
-# (betas (N, B), thetas (N, 72), with_verts=...) -> joints (N, J, 3), verts (N, V, 3) or None:
-# Estimator.pose_bodies
+# (betas (N, B), thetas (N, 72), with_verts=...) -> joints (N, J, 3), verts (N, V, 3) or None,
+# body frame: Estimator.pose_bodies
 ReposeFn = Callable[..., tuple[np.ndarray, np.ndarray | None]]
 
 
