@@ -20,6 +20,11 @@ Per processed frame the node's own clock gives (its NodeStats samples, recorded 
 
 Variants: one person without vertices (``max_people: 1``, the target case), with vertices in
 the message, and with a markers subscriber (the mesh markers built on the visualisation thread).
+
+A second table times the same per-frame steps alone, in this process on one thread, with no
+transport and no other thread: decoding, tracking with smoothing, the people message (built and
+serialised) and the TF message. Its figures do not depend on how busy the machine's other core
+is, so they show what a change to those steps buys.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import torch
 
 LOG = logging.getLogger('bench.node_latency')
 BEGIN, END = '<!-- node-latency:begin -->', '<!-- node-latency:end -->'
+STEPS_BEGIN, STEPS_END = '<!-- node-steps:begin -->', '<!-- node-steps:end -->'
 INPUT_HZ = 30.0
 
 
@@ -179,6 +185,62 @@ def measure(setup: SeededSetup, params: dict, frames: int, markers: bool) -> dic
     return samples
 
 
+def measure_steps(params: dict, repeats: int) -> dict[str, list[float]]:
+    """The node's per-frame steps after ``predict``, alone on this thread, ms per frame.
+
+    One prediction of the oracle frame is replayed ``repeats`` times with advancing stamps
+    and a few millimetres of noise on the translation (so that the filters really filter).
+    """
+    import dataclasses
+
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import Image
+
+    from romp_ros.core.estimator import Estimator
+    from romp_ros.core.image_decoding import decode_raw_image
+    from romp_ros.ros import conversions
+    from romp_ros.ros.params import node_config
+    from romp_ros.ros.person_ids import make_id_source
+
+    config = node_config({name: value for name, value in params.items()
+                          if name not in ('autostart', 'qos_reliability')})
+    estimator = Estimator(config.estimator)
+    pixels = frame_1280x720()
+    predicted = estimator.predict([pixels])[0]
+    if not config.publish_vertices:
+        predicted = dataclasses.replace(predicted, verts=None)
+    ids = make_id_source(config, repose=estimator.pose_bodies)
+    image = Image(height=pixels.shape[0], width=pixels.shape[1], encoding='rgb8',
+                  step=pixels.shape[1] * 3, data=pixels.tobytes())
+    image.header.frame_id = 'camera_optical'
+    rng = np.random.default_rng(0)
+    times: dict[str, list[float]] = {'decode': [], 'track': [], 'people': [], 'tf': []}
+    warm = 20
+    for frame in range(warm + repeats):
+        image.header.stamp.sec, image.header.stamp.nanosec = divmod(
+            round(1e9 + frame * 1e9 / INPUT_HZ), 1_000_000_000)
+        stamp_s = image.header.stamp.sec + image.header.stamp.nanosec * 1e-9
+        noisy = dataclasses.replace(predicted, cam_trans=(
+            predicted.cam_trans + rng.normal(0.0, 0.005, predicted.cam_trans.shape)
+        ).astype(np.float32))
+        ticks = [time.perf_counter()]
+        decode_raw_image(image)
+        ticks.append(time.perf_counter())
+        result, identities = ids.update(noisy, stamp_s)
+        ticks.append(time.perf_counter())
+        serialize_message(conversions.person_mesh_array(
+            result, image.header, identities, config.estimator.model,
+            config.estimator.backbone, config.publish_vertices))
+        ticks.append(time.perf_counter())
+        serialize_message(conversions.tf_message(result, image.header, identities,
+                                                 config.tf_prefix, config.publish_joint_frames))
+        ticks.append(time.perf_counter())
+        if frame >= warm:
+            for key, start, end in zip(times, ticks, ticks[1:], strict=False):
+                times[key].append((end - start) * 1e3)
+    return times
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -189,6 +251,10 @@ def main() -> int:
     parser.add_argument('--runtime', default='torch', help='runtime of the node')
     parser.add_argument('--root', type=Path, default=Path(tempfile.gettempdir()) / 'romp_bench',
                         help='where the synthetic body model and seeded weights are cached')
+    parser.add_argument('--steps-repeats', type=int, default=300,
+                        help='frames replayed per case for the steps-alone table')
+    parser.add_argument('--steps-only', action='store_true',
+                        help='only the steps-alone table (no node, no camera process)')
     parser.add_argument('--no-write', action='store_true', help='do not update the docs')
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format='%(message)s')
@@ -211,6 +277,25 @@ def main() -> int:
                 ('1 person, no vertices, tracking off', {**base, 'tracking': False}, False),
                 ('1 person, vertices', {**base, 'publish_vertices': True}, False),
                 ('1 person, markers subscribed', base, True))
+    steps_rows = ['| case | decode | track and smooth | people message | to people, all | '
+                  'TF message |', '|---|---|---|---|---|---|']
+    for label, params, _ in variants[:3]:
+        t = measure_steps(params, args.steps_repeats)
+        to_people = [a + b + c for a, b, c in zip(t['decode'], t['track'], t['people'],
+                                                   strict=True)]
+        steps_rows.append(f'| {label} | ' + ' | '.join(
+            f'{np.percentile(v, 50):.2f}' for v in (t['decode'], t['track'], t['people'],
+                                                   to_people, t['tf'])) + ' |')
+        LOG.info(steps_rows[-1])
+    steps_text = '\n'.join([
+        f'{datetime.date.today().isoformat()}, CPU, one thread, p50 ms per frame over '
+        f'{args.steps_repeats} frames, ROMP-HRNet-32 seeded weights, one person; 1-minute '
+        f'load average {load_average()}.', '', *steps_rows])
+    LOG.info('%s', steps_text)
+    if not args.no_write:
+        write_section(PERFORMANCE_DOC, STEPS_BEGIN, STEPS_END, steps_text)
+    if args.steps_only:
+        return 0
     rows = ['| case | frames | people | latency p50 / p99 ms | core predict p50 / p99 ms '
             '| to people published, over predict, p50 / p99 ms '
             '| whole node overhead p50 / p99 ms |', '|---|---|---|---|---|---|---|']

@@ -23,8 +23,8 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from romp_ros.core.geometry.rotation_numpy import geodesic_angle
 from romp_ros.core.tracking import CostWeights, SmoothingConfig, Tracker, TrackerConfig
-from romp_ros.core.tracking.smoothing import geodesic_angle
 from romp_ros.evaluation.tracking_metrics import MotScores, summarize
 from romp_ros.synthetic import SCENARIOS, NoiseSpec, generate_sequence, preset
 from romp_ros.testing.tracking_study import (

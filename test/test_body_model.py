@@ -199,29 +199,6 @@ def test_without_smil_everyone_is_smpla_and_it_warns_once(arrays, caplog):
     assert first.model_type == ('smpla',) * 3
 
 
-def test_joints_without_the_mesh_equal_the_full_forward(arrays):
-    """pose_joints skins only the vertices the joints read; the joints must not change."""
-    import dataclasses
-    betas, thetas = _inputs(5, 10, seed=11)
-    smpl = BodyModel(arrays['smpl'])
-    torch.testing.assert_close(smpl.pose_joints(betas, thetas), smpl(betas, thetas).joints,
-                               atol=ATOL, rtol=0)
-    # it reads a small part of the mesh (686 of 6890 vertices for the synthetic regressors)
-    assert smpl.sub_template.shape[0] < smpl.num_vertices / 4
-    no_extra = BodyModel(dataclasses.replace(arrays['smpl'], extra_joints_index=None,
-                                             j_regressor_extra9=None, j_regressor_h36m17=None))
-    assert no_extra.pose_joints(betas, thetas).shape == (5, 24, 3)
-    torch.testing.assert_close(no_extra.pose_joints(betas, thetas),
-                               no_extra(betas, thetas).joints, atol=ATOL, rtol=0)
-    betas11, thetas = _inputs(4, 11, seed=12)
-    betas11[:, 10] = torch.tensor([0.0, 1.0, 0.5, 2.0])  # two adults, two infants
-    for smil in (arrays['smil'], None):
-        model = SMPLAWithInfants(arrays['smpla'], smil)
-        torch.testing.assert_close(model.pose_joints(betas11, thetas),
-                                   model(betas11, thetas).joints, atol=ATOL, rtol=0)
-    assert smpl.pose_joints(torch.zeros(0, 10), torch.zeros(0, 72)).shape == (0, 71, 3)
-
-
 @pytest.mark.parametrize('with_smil', [True, False])
 def test_empty_batch(arrays, with_smil):
     for model in (BodyModel(arrays['smpl']),

@@ -21,6 +21,13 @@ def estimator(models_dir, seeded_checkpoint):
 
 
 @pytest.fixture(scope='module')
+def bev_estimator(models_dir, seeded_checkpoint):
+    from romp_ros.core import Estimator, EstimatorConfig
+    return Estimator(EstimatorConfig(model='bev', models_dir=str(models_dir), device='cpu',
+                                     checkpoint=str(seeded_checkpoint('bev', 'hrnet32'))))
+
+
+@pytest.fixture(scope='module')
 def astronaut():
     return skimage.data.astronaut()
 
@@ -241,14 +248,12 @@ def test_translation_solved_is_reported_per_person(estimator, astronaut):
         assert torch.equal(trans[0], trans_ref[0])
 
 
-def test_bev_cam_is_in_romps_order(models_dir, seeded_checkpoint, astronaut):
+def test_bev_cam_is_in_romps_order(bev_estimator, astronaut):
     """BEV's [s, ty, tx] is reordered: cam projects the body centre onto its keypoints."""
     import cv2
 
-    from romp_ros.core import Estimator, EstimatorConfig
     from romp_ros.core.geometry import normalised_to_original
-    est = Estimator(EstimatorConfig(model='bev', models_dir=str(models_dir), device='cpu',
-                                    checkpoint=str(seeded_checkpoint('bev', 'hrnet32'))))
+    est = bev_estimator
     image = cv2.resize(astronaut, (640, 400), interpolation=cv2.INTER_AREA)  # not square
     result = est.predict([image])[0]
     assert result.num_people >= 2
@@ -281,3 +286,24 @@ def test_wide_tiling_keeps_the_lens_and_the_per_person_flags(estimator, astronau
     expected = solve_translation_with_camera(torch.as_tensor(result.joints[:, :24]),
                                              torch.as_tensor(result.pj2d_org[:, :24]), camera)
     np.testing.assert_allclose(result.cam_trans, expected.trans.numpy(), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize('model', ['romp', 'bev'])
+def test_posing_joints_only_gives_the_joints_of_the_full_body(estimator, bev_estimator, model):
+    """pose_bodies without meshes (host NumPy) equals the torch body model with meshes, in
+    the same body frame (BEV's centred between the hips), for a mix of adults and infants."""
+    est = estimator if model == 'romp' else bev_estimator
+    rng = np.random.default_rng(8)
+    num_betas = 10 if model == 'romp' else 11
+    betas = rng.normal(size=(4, num_betas)).astype(np.float32)
+    if model == 'bev':
+        betas[:, 10] = [0.0, 0.5, 1.0, 2.0]  # two of them infants (SMIL)
+    thetas = rng.normal(scale=0.4, size=(4, 72)).astype(np.float32)
+    joints_only, no_verts = est.pose_bodies(betas, thetas, with_verts=False)
+    joints, verts = est.pose_bodies(betas, thetas, with_verts=True)
+    assert no_verts is None and verts.shape == (4, 6890, 3)
+    np.testing.assert_allclose(joints_only, joints, atol=1e-5, rtol=0)
+    if model == 'bev':  # the body frame is the hips' midpoint
+        from romp_ros.core.estimator import BEV_ROOT_JOINTS
+        np.testing.assert_allclose(joints_only[:, list(BEV_ROOT_JOINTS)].mean(axis=1), 0.0,
+                                   atol=1e-6)

@@ -13,9 +13,13 @@ K = CameraIntrinsics(fx=800.0, fy=800.0, cx=640.0, cy=360.0)
 
 @pytest.fixture(scope='module')
 def body(models_dir):
+    from romp_ros.core.body.joint_poser import JointPoser
     from romp_ros.core.body.model_files import load_body_model_arrays
     from romp_ros.core.body.smpl import BodyModel
-    return BodyModel(load_body_model_arrays(models_dir, 'smpl')).eval()
+    arrays = load_body_model_arrays(models_dir, 'smpl')
+    model = BodyModel(arrays).eval()
+    model.joints_only = JointPoser(arrays)  # what Estimator.pose_bodies uses without meshes
+    return model
 
 
 def _repose(body, calls=None):
@@ -24,8 +28,7 @@ def _repose(body, calls=None):
             calls.append(with_verts)
         with torch.no_grad():
             if not with_verts:
-                joints = body.pose_joints(torch.as_tensor(betas), torch.as_tensor(thetas))
-                return joints.numpy(), None
+                return body.joints_only(betas, thetas), None
             out = body(torch.as_tensor(betas), torch.as_tensor(thetas))
         return out.joints.numpy(), out.verts.numpy()
     return run

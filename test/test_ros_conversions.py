@@ -204,6 +204,26 @@ def test_joint_orientations_chain_the_kinematic_tree():
         [half, 0, 0, half], abs=1e-6)
 
 
+def test_orientations_equal_the_chained_rotation_matrices():
+    """The quaternion chain (by kinematic level) against the matrix chain joint by joint."""
+    import torch
+
+    from romp_ros.core.body.joint_names import SMPL_PARENTS
+    from romp_ros.core.geometry.rotation import axis_angle_to_matrix, matrix_to_quaternion
+    from romp_ros.ros.conversions import global_orientations, joint_orientations
+
+    thetas = np.random.default_rng(5).normal(scale=0.8, size=(6, 72))
+    local = axis_angle_to_matrix(torch.as_tensor(thetas.reshape(6, 24, 3)))
+    chain = [local[:, 0]]
+    for joint in range(1, 24):
+        chain.append(chain[SMPL_PARENTS[joint]] @ local[:, joint])
+    expected = matrix_to_quaternion(torch.stack(chain, dim=1)).numpy()  # w >= 0
+    quats = joint_orientations(thetas)
+    assert quats.shape == (6, 24, 4) and np.all(quats[..., 3] >= 0)
+    np.testing.assert_allclose(quats, expected, atol=1e-9)
+    np.testing.assert_allclose(global_orientations(thetas), expected[:, 0], atol=1e-9)
+
+
 @pytest.mark.parametrize('raw, clean', [
     ('', ''), ('front', 'front_'), ('front_', 'front_'), ('/robot//cam/', 'robot/cam/'),
     ('my cam-1', 'my_cam_1_'), ('  ', ''),

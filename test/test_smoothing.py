@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from romp_ros.core.tracking.detections import Detections
-from romp_ros.core.tracking.one_euro import OneEuroFilter, OneEuroParams, RotationOneEuroFilter
-from romp_ros.core.tracking.smoothing import (
-    PersonSmoother,
-    SmoothingConfig,
+from romp_ros.core.geometry.rotation_numpy import (
     axis_angle_to_quaternion,
     geodesic_angle,
+    quaternion_to_axis_angle,
 )
+from romp_ros.core.tracking.detections import Detections
+from romp_ros.core.tracking.one_euro import OneEuroFilter, OneEuroParams, RotationOneEuroFilter
+from romp_ros.core.tracking.smoothing import PersonSmoother, SmoothingConfig
 from romp_ros.core.tracking.tracker import Tracker, TrackerConfig
 from romp_ros.testing.tracking_study import (
     jitter_spec,
@@ -111,6 +111,35 @@ def test_rotation_smoothing_never_flips_across_180_degrees():
     # Filtering the raw numbers instead, as a naive smoother does, lands far from the input.
     naive = naive_axis_angle_smoothing(thetas, stamps)
     assert np.degrees(geodesic_angle(naive[:, :3], rotvecs)).max() > 90.0
+
+
+def test_shared_filters_equal_one_filter_per_quantity():
+    """PersonSmoother runs the rotations, and the camera with the betas, through one filter
+    each; every element must still get its own parameters: the result equals separate filters
+    for the global orientation, the body pose, the camera and the betas (gaps and repeats too)."""
+    cfg = SmoothingConfig(root_filter='one_euro', global_orient=OneEuroParams(2.0, 0.7, 1.5),
+                          pose=OneEuroParams(0.8, 0.2, 1.0), cam=OneEuroParams(1.3, 0.4, 0.9),
+                          betas=OneEuroParams(0.1, 0.0, 1.0))
+    separate = {'global': RotationOneEuroFilter.from_params(cfg.global_orient, cfg.reset_gap_s),
+                'pose': RotationOneEuroFilter.from_params(cfg.pose, cfg.reset_gap_s),
+                'cam': OneEuroFilter.from_params(cfg.cam, cfg.reset_gap_s),
+                'betas': OneEuroFilter.from_params(cfg.betas, cfg.reset_gap_s)}
+    smoother = PersonSmoother(cfg)
+    rng = np.random.default_rng(4)
+    stamps = list(np.arange(40) / 30.0) + [40 / 30.0, 40 / 30.0, 3.0] + list(3.0 + np.arange(
+        1, 20) / 15.0)  # a repeated stamp, then a gap longer than reset_gap_s
+    base = rng.normal(scale=0.5, size=72)
+    for stamp in stamps:
+        thetas = base + rng.normal(scale=0.05, size=72)
+        betas, cam = rng.normal(size=10), rng.normal(size=3)
+        out = smoother.update(rng.normal(size=3), thetas, betas, cam, stamp)
+        quats = axis_angle_to_quaternion(thetas.reshape(24, 3))
+        rotations = np.concatenate([separate['global'](quats[:1], stamp),
+                                    separate['pose'](quats[1:], stamp)])
+        np.testing.assert_allclose(out.thetas.reshape(24, 3),
+                                   quaternion_to_axis_angle(rotations), atol=1e-12)
+        np.testing.assert_allclose(out.cam, separate['cam'](cam, stamp), atol=1e-12)
+        np.testing.assert_allclose(out.betas, separate['betas'](betas, stamp), atol=1e-12)
 
 
 def test_rotation_filter_output_is_unit_and_sign_continuous():

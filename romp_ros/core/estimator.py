@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from romp_ros.core.body.joint_poser import JointPoser, JointPoserWithInfants
 from romp_ros.core.body.model_files import ModelFilesError, load_body_model_arrays
 from romp_ros.core.body.smpl import BodyModel, SMPLAWithInfants
 from romp_ros.core.config import EstimatorConfig
@@ -137,7 +138,7 @@ class Estimator:
         self.config = config
         self.device = resolve_device(config.device)
         self.spec = model_spec(config.model, config.backbone)
-        self.body_model = self._load_body_model(config)
+        self.body_model, self._joint_poser = self._load_body_model(config)
         self.input_size = config.input_size or DEFAULT_INPUT_SIZE
         graphs = None
         if model is None and config.checkpoint.lower().endswith('.onnx'):
@@ -171,14 +172,17 @@ class Estimator:
         self._uploader = PinnedUploader(self.device) if self.device.type == 'cuda' else None
 
     # -- construction ------------------------------------------------------------------------
-    def _load_body_model(self, config: EstimatorConfig) -> torch.nn.Module:
+    def _load_body_model(self, config: EstimatorConfig
+                         ) -> tuple[torch.nn.Module, JointPoser | JointPoserWithInfants]:
+        """The body model on the device, and its joints-only poser on the host."""
         models_dir = Path(config.models_dir).expanduser() if config.models_dir else None
         if models_dir is None:
             raise ModelFilesError(
                 'no models directory configured: set models_dir to the folder written by '
                 '`romp-ros prepare-models --smpl <SMPL_NEUTRAL.pkl> --models-dir DIR`')
         if config.model == 'romp':
-            body = BodyModel(load_body_model_arrays(models_dir, 'smpl'))
+            arrays = load_body_model_arrays(models_dir, 'smpl')
+            body, poser = BodyModel(arrays), JointPoser(arrays)
         else:
             smil = None
             if config.use_smil:
@@ -187,9 +191,10 @@ class Estimator:
                 except ModelFilesError as err:
                     LOG.info('SMIL infant model not available (%s); BEV uses SMPL-A for '
                              'everyone', err)
-            body = SMPLAWithInfants(load_body_model_arrays(models_dir, 'smpla'), smil,
-                                    age_thresh=config.smil_age_thresh)
-        return body.to(self.device).eval()
+            smpla = load_body_model_arrays(models_dir, 'smpla')
+            body = SMPLAWithInfants(smpla, smil, age_thresh=config.smil_age_thresh)
+            poser = JointPoserWithInfants(smpla, smil, age_thresh=config.smil_age_thresh)
+        return body.to(self.device).eval(), poser
 
     def _load_network(self, config: EstimatorConfig) -> torch.nn.Module:
         path = default_checkpoint_path(config)
@@ -249,21 +254,24 @@ class Estimator:
             ``compute_verts``), metres, in the same body frame as :meth:`predict`'s results
             (BEV: centred between the hips).
         """
+        if not (with_verts and self.config.compute_verts):
+            # on the host in NumPy: a few people, no device round trip, no torch dispatch
+            joints, _ = self._body_frame(self._joint_poser(betas, thetas), None)  # (N, J, 3)
+            return joints, None
         betas_t = torch.as_tensor(betas, dtype=torch.float32, device=self.device)
         thetas_t = torch.as_tensor(thetas, dtype=torch.float32, device=self.device)
-        if not (with_verts and self.config.compute_verts):
-            joints = self.body_model.pose_joints(betas_t, thetas_t)  # (N, J, 3)
-            joints, _ = self._body_frame(joints, None)
-            return joints.float().cpu().numpy(), None
         body = self.body_model(betas_t, thetas_t)
         joints, verts = self._body_frame(body.joints, body.verts)
         return joints.float().cpu().numpy(), verts.float().cpu().numpy()
 
-    def _body_frame(self, joints: torch.Tensor, verts: torch.Tensor | None
-                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """BEV's reference centres bodies between the hips of the 2D datasets; ROMP does not."""
+    def _body_frame(self, joints, verts):
+        """BEV's reference centres bodies between the hips of the 2D datasets; ROMP does not.
+
+        Takes and returns torch tensors or NumPy arrays alike: (N, J, 3) joints and (N, V, 3)
+        verts or None.
+        """
         if self.config.model == 'bev' and joints.shape[1] > max(BEV_ROOT_JOINTS):
-            root = joints[:, list(BEV_ROOT_JOINTS)].mean(dim=1, keepdim=True)  # (N, 1, 3)
+            root = joints[:, list(BEV_ROOT_JOINTS)].mean(1)[:, None]  # (N, 1, 3)
             return joints - root, None if verts is None else verts - root
         return joints, verts
 

@@ -15,16 +15,22 @@ from geometry_msgs.msg import Point, Pose, Quaternion, TransformStamped, Vector3
 import numpy as np
 from std_msgs.msg import ColorRGBA, Header
 from tf2_msgs.msg import TFMessage
-import torch
 from visualization_msgs.msg import Marker, MarkerArray
 
 from romp_ros.core.body.joint_names import ROS4HRI_JOINTS, SMPL_PARENTS, SMPL_SKELETON_EDGES
-from romp_ros.core.geometry.rotation import axis_angle_to_matrix, matrix_to_quaternion
+from romp_ros.core.body.joint_poser import kinematic_levels
+from romp_ros.core.geometry.rotation_numpy import (
+    axis_angle_to_quaternion,
+    quaternion_multiply,
+    standardize_quaternions,
+)
 from romp_ros.core.results import FrameResult
 from romp_ros.msg import BodyModel, PersonMesh, PersonMeshArray
 from romp_ros.ros.person_ids import Identities
 
 NUM_SMPL_JOINTS = len(SMPL_PARENTS)
+_SMPL_PARENT_INDEX = np.array(SMPL_PARENTS)
+_SMPL_LEVELS = kinematic_levels(_SMPL_PARENT_INDEX)
 MARKER_NS_MESH = 'mesh'
 MARKER_NS_SKELETON = 'skeleton'
 MARKER_NS_LABEL = 'label'
@@ -55,27 +61,23 @@ def copy_header(header: Header) -> Header:
 
 
 def global_orientations(thetas: np.ndarray) -> np.ndarray:
-    """(N, 4) xyzw quaternions of the SMPL global orientations ``thetas[:, :3]`` (camera frame)."""
-    matrices = axis_angle_to_matrix(torch.as_tensor(thetas[:, :3], dtype=torch.float64))
-    return _unit(matrix_to_quaternion(matrices).numpy())
+    """(N, 4) xyzw quaternions (w >= 0) of the SMPL global orientations ``thetas[:, :3]``."""
+    return standardize_quaternions(axis_angle_to_quaternion(np.asarray(thetas)[:, :3]))
 
 
 def joint_orientations(thetas: np.ndarray) -> np.ndarray:
-    """(N, 24, 4) xyzw quaternions of each SMPL joint's global rotation in the camera frame.
+    """(N, 24, 4) xyzw quaternions (w >= 0) of each SMPL joint's global rotation.
 
-    Forward kinematics of the axis-angle pose: G_0 = R_0 (global orientation), G_j = G_parent R_j.
+    Forward kinematics of the axis-angle pose, G_0 = R_0 (the global orientation) and
+    G_j = G_parent R_j, as quaternion products, one kinematic level at a time.
     """
-    local = axis_angle_to_matrix(
-        torch.as_tensor(thetas.reshape(-1, NUM_SMPL_JOINTS, 3), dtype=torch.float64))
-    chain = [local[:, 0]]
-    for joint in range(1, NUM_SMPL_JOINTS):
-        chain.append(chain[SMPL_PARENTS[joint]] @ local[:, joint])
-    return _unit(matrix_to_quaternion(torch.stack(chain, dim=1)).numpy())
-
-
-def _unit(quaternions: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(quaternions, axis=-1, keepdims=True)
-    return quaternions / np.where(norm > 0, norm, 1.0)
+    local = axis_angle_to_quaternion(
+        np.asarray(thetas).reshape(-1, NUM_SMPL_JOINTS, 3))  # (N, 24, 4)
+    world = local.copy()
+    for level in _SMPL_LEVELS:
+        world[:, level] = quaternion_multiply(world[:, _SMPL_PARENT_INDEX[level]],
+                                              local[:, level])
+    return standardize_quaternions(world)
 
 
 def _quaternion(q: np.ndarray) -> Quaternion:

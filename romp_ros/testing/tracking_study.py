@@ -25,10 +25,11 @@ from typing import Protocol
 import motmetrics as mm
 import numpy as np
 
+from romp_ros.core.geometry.rotation_numpy import geodesic_angle
 from romp_ros.core.tracking.detections import Detections
 from romp_ros.core.tracking.kalman import RootKalman, RootNoiseModel
 from romp_ros.core.tracking.one_euro import OneEuroFilter, OneEuroParams
-from romp_ros.core.tracking.smoothing import PersonSmoother, SmoothingConfig, geodesic_angle
+from romp_ros.core.tracking.smoothing import PersonSmoother, SmoothingConfig
 from romp_ros.core.tracking.tracker import Tracker, TrackerConfig
 from romp_ros.evaluation.tracking_metrics import MotScores, iou_distances, summarize
 from romp_ros.synthetic.sequences import (

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from smplx.lbs import batch_rigid_transform, batch_rodrigues, lbs
+from smplx.lbs import lbs
 import torch
 from torch import nn
 
@@ -80,37 +80,6 @@ class BodyModel(nn.Module):
             # both regressors stacked: one matmul for the 26 regressed joints
             regressors = np.concatenate([arrays.j_regressor_extra9, arrays.j_regressor_h36m17])
             buffer('j_regressor_extra', regressors, dtype)  # (26, V)
-        self._build_joint_path(arrays, buffer, dtype)
-
-    def _build_joint_path(self, arrays: BodyModelArrays, buffer, dtype: torch.dtype) -> None:
-        """Buffers of :meth:`pose_joints`: the model restricted to what the joints read.
-
-        The 24 rest joints are linear in the shape, so their template and shape directions
-        are regressed once here. The extra joints read only a few hundred of the vertices (the
-        21 picks and the regressors' non-zero columns), so only those are skinned.
-        """
-        # Matrices laid out for plain matmuls: a handful of people per call, where einsum's
-        # dispatch would cost more than the arithmetic.
-        num_verts, num_betas = arrays.num_vertices, arrays.num_betas
-        j_reg = arrays.j_regressor.astype(np.float64)  # (24, V)
-        buffer('joint_template', j_reg @ arrays.v_template, dtype)  # (24, 3)
-        joint_shapedirs = np.einsum('jv,vcb->jcb', j_reg, arrays.shapedirs)  # (24, 3, B)
-        buffer('joint_shapedirs', joint_shapedirs.reshape(-1, num_betas).T, dtype)  # (B, 72)
-        if not arrays.has_extra_joints:
-            return
-        regressors = np.concatenate([arrays.j_regressor_extra9, arrays.j_regressor_h36m17])
-        used = np.union1d(arrays.extra_joints_index,
-                          np.flatnonzero(np.abs(regressors).sum(axis=0) > 0))  # (S,)
-        posedirs = arrays.posedirs.reshape(-1, num_verts, 3)[:, used]  # (207, S, 3)
-        buffer('sub_template', arrays.v_template[used], dtype)  # (S, 3)
-        # shape and pose blend shapes stacked: one matmul with [betas, pose feature]
-        blend = np.concatenate([arrays.shapedirs[used].reshape(-1, num_betas).T,
-                                posedirs.reshape(posedirs.shape[0], -1)])
-        buffer('sub_blenddirs', blend, dtype)  # (B + 207, 3S)
-        buffer('sub_weights', arrays.lbs_weights[used], dtype)  # (S, 24)
-        buffer('sub_pick', np.searchsorted(used, arrays.extra_joints_index),
-               torch.int64)  # (21,) rows of the subset
-        buffer('sub_regressor', regressors[:, used], dtype)  # (26, S)
 
     @classmethod
     def from_models_dir(cls, models_dir: str | Path, kind: str = 'smpl') -> 'BodyModel':
@@ -143,41 +112,6 @@ class BodyModel(nn.Module):
             regressed = torch.einsum('nvc,jv->njc', verts, self.j_regressor_extra)  # (N, 26, 3)
             joints = torch.cat([joints, picked, regressed], dim=1)  # (N, 71, 3)
         return BodyOutput(verts, joints, kind=self.kind)
-
-    def pose_joints(self, betas: torch.Tensor, thetas: torch.Tensor) -> torch.Tensor:
-        """The joints of :meth:`forward` without posing the whole mesh.
-
-        The same skinning (``smplx.lbs`` operations) on the vertices the joints are read from;
-        equal to ``forward(betas, thetas).joints`` up to float rounding, and about 10x cheaper
-        for the 71-joint set, which is what smoothing without published meshes needs.
-
-        Args:
-            betas: (N, B) shape parameters.
-            thetas: (N, 72) axis-angle pose, radians.
-
-        Returns:
-            (N, J, 3) joints, metres, body frame.
-        """
-        betas, thetas = self._check_inputs(betas, thetas)
-        num = betas.shape[0]
-        if num == 0:
-            return self.v_template.new_zeros((0, self.num_joints, 3))
-        rest = self.joint_template + (betas @ self.joint_shapedirs).view(num, -1, 3)  # (N,24,3)
-        rot = batch_rodrigues(thetas.reshape(-1, 3)).view(num, -1, 3, 3)  # (N, 24, 3, 3)
-        joints, transforms = batch_rigid_transform(rot, rest, self.parents,
-                                                   dtype=rest.dtype)  # (N,24,3), (N,24,4,4)
-        if self.num_joints == joints.shape[1]:
-            return joints
-        eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
-        pose_feature = (rot[:, 1:] - eye).reshape(num, -1)  # (N, 207)
-        offsets = torch.cat([betas, pose_feature], dim=1) @ self.sub_blenddirs  # (N, 3S)
-        posed = self.sub_template + offsets.view(num, -1, 3)  # (N, S, 3)
-        skin = (self.sub_weights @ transforms.reshape(num, -1, 16)).view(
-            num, -1, 4, 4)  # (N, S, 4, 4)
-        verts = (skin[..., :3, :3] @ posed.unsqueeze(-1)).squeeze(-1) + skin[..., :3, 3]
-        picked = verts[:, self.sub_pick]  # (N, 21, 3)
-        regressed = self.sub_regressor @ verts  # (N, 26, 3)
-        return torch.cat([joints, picked, regressed], dim=1)  # (N, 71, 3)
 
     def _check_inputs(self, betas: torch.Tensor,
                       thetas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -263,18 +197,3 @@ class SMPLAWithInfants(nn.Module):
         verts[adult], joints[adult] = grown.verts, grown.joints
         verts[infant], joints[infant] = baby.verts, baby.joints
         return BodyOutput(verts, joints, infant, self.kind)
-
-    def pose_joints(self, betas: torch.Tensor, thetas: torch.Tensor) -> torch.Tensor:
-        """The joints of :meth:`forward` without the mesh (see :meth:`BodyModel.pose_joints`).
-
-        Returns:
-            (N, J, 3) joints, metres, body frame.
-        """
-        betas, thetas = self.smpla._check_inputs(betas, thetas)
-        infant = betas[:, 10] > self.age_thresh  # (N,)
-        if self.smil is None:
-            return self.smpla.pose_joints(betas, thetas)
-        joints = betas.new_empty((betas.shape[0], self.num_joints, 3))  # (N, J, 3)
-        joints[~infant] = self.smpla.pose_joints(betas[~infant], thetas[~infant])
-        joints[infant] = self.smil.pose_joints(betas[infant, :10], thetas[infant])
-        return joints

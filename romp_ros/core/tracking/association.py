@@ -131,11 +131,13 @@ def assign(cost: np.ndarray, valid: np.ndarray) -> Assignment:
     rows, cols = linear_sum_assignment(gated)
     keep = valid[rows, cols]
     rows, cols = rows[keep], cols[keep]
-    order = np.argsort(rows, kind='stable')
-    matches = np.stack([rows[order], cols[order]], axis=1).astype(np.int64)
-    unmatched_t = np.setdiff1d(np.arange(num_tracks), rows).astype(np.int64)
-    unmatched_d = np.setdiff1d(np.arange(num_dets), cols).astype(np.int64)
-    return Assignment(matches, unmatched_t, unmatched_d)
+    # rows come back ascending from linear_sum_assignment
+    matches = np.stack([rows, cols], axis=1).astype(np.int64)
+    track_free = np.ones(num_tracks, dtype=bool)
+    track_free[rows] = False
+    det_free = np.ones(num_dets, dtype=bool)
+    det_free[cols] = False
+    return Assignment(matches, np.flatnonzero(track_free), np.flatnonzero(det_free))
 
 
 def suppress_duplicates(boxes: np.ndarray, roots: np.ndarray, confs: np.ndarray,

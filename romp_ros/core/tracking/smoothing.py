@@ -24,6 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from romp_ros.core.geometry.rotation_numpy import (
+    axis_angle_to_quaternion,
+    quaternion_to_axis_angle,
+)
 from romp_ros.core.tracking.one_euro import OneEuroFilter, OneEuroParams, RotationOneEuroFilter
 
 
@@ -94,41 +98,15 @@ class SmoothedPerson:
     cam: np.ndarray
 
 
-def axis_angle_to_quaternion(axis_angle: np.ndarray) -> np.ndarray:
-    """(..., 3) rotation vectors -> (..., 4) unit quaternions (x, y, z, w)."""
-    v = np.asarray(axis_angle, dtype=np.float64)
-    angle = np.linalg.norm(v, axis=-1, keepdims=True)
-    half = 0.5 * angle
-    # sin(a/2)/a, with its Taylor series where a is too small to divide by.
-    small = angle < 1e-6
-    scale = np.where(small, 0.5 - angle ** 2 / 48.0, np.sin(half) / np.where(small, 1.0, angle))
-    return np.concatenate([v * scale, np.cos(half)], axis=-1)
-
-
-def quaternion_to_axis_angle(quaternion: np.ndarray) -> np.ndarray:
-    """(..., 4) quaternions (x, y, z, w) -> (..., 3) rotation vectors, angle in [0, pi]."""
-    q = np.asarray(quaternion, dtype=np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    q = np.where(q[..., 3:] < 0.0, -q, q)  # the w >= 0 representative: angle <= pi
-    xyz, w = q[..., :3], q[..., 3:]
-    n = np.linalg.norm(xyz, axis=-1, keepdims=True)
-    angle = 2.0 * np.arctan2(n, w)
-    # angle / sin(angle / 2) -> 2 / w as the rotation vanishes (w -> 1).
-    small = n < 1e-8
-    scale = np.where(small, 2.0 / np.maximum(w, 1e-12), angle / np.where(small, 1.0, n))
-    return xyz * scale
-
-
-def geodesic_angle(axis_angle_a: np.ndarray, axis_angle_b: np.ndarray) -> np.ndarray:
-    """Angle (radians, [0, pi]) of the relative rotation between two (..., 3) rotation vectors."""
-    qa = axis_angle_to_quaternion(axis_angle_a)
-    qb = axis_angle_to_quaternion(axis_angle_b)
-    dot = np.abs(np.sum(qa * qb, axis=-1))
-    return 2.0 * np.arccos(np.clip(dot, 0.0, 1.0))
-
-
 class PersonSmoother:
-    """The filters of one track; feed it that person's raw values at each matched frame."""
+    """The filters of one track; feed it that person's raw values at each matched frame.
+
+    Quantities with their own parameters share one filter where they can: the K joint
+    rotations are one rotation filter (the global orientation's parameters on row 0, the
+    body's on the rest), and the camera and betas one element-wise filter. Every element keeps
+    its own parameters and state, so the output is what separate filters would give, with
+    a third of the NumPy calls per frame.
+    """
 
     def __init__(self, config: SmoothingConfig) -> None:
         self.config = config
@@ -138,10 +116,10 @@ class PersonSmoother:
             np.array([tr.min_cutoff, tr.min_cutoff, dp.min_cutoff]),
             np.array([tr.beta, tr.beta, dp.beta]),
             np.array([tr.d_cutoff, tr.d_cutoff, dp.d_cutoff]), gap)
-        self._global = RotationOneEuroFilter.from_params(config.global_orient, gap)
-        self._pose = RotationOneEuroFilter.from_params(config.pose, gap)
-        self._cam = OneEuroFilter.from_params(config.cam, gap)
-        self._betas = OneEuroFilter.from_params(config.betas, gap)
+        # sized on the first sample: K joints, B betas
+        self._rotations: RotationOneEuroFilter | None = None
+        self._cam_betas: OneEuroFilter | None = None
+        self._sizes = (0, 0)
         self._last: SmoothedPerson | None = None
 
     @property
@@ -151,9 +129,24 @@ class PersonSmoother:
 
     def reset(self) -> None:
         """Forget all filter states."""
-        for filt in (self._root, self._global, self._pose, self._cam, self._betas):
-            filt.reset()
+        for filt in (self._root, self._rotations, self._cam_betas):
+            if filt is not None:
+                filt.reset()
         self._last = None
+
+    def _filters_for(self, num_joints: int,
+                     num_betas: int) -> tuple[RotationOneEuroFilter, OneEuroFilter]:
+        """The rotation and camera + betas filters for K joints and B betas (new on a change)."""
+        if self._rotations is None or self._sizes != (num_joints, num_betas):
+            cfg, gap = self.config, self.config.reset_gap_s
+            rows = [cfg.global_orient] + [cfg.pose] * (num_joints - 1)  # per rotation
+            self._rotations = RotationOneEuroFilter(
+                *(np.array([getattr(p, name) for p in rows]) for name in _PARAM_NAMES), gap)
+            elements = [cfg.cam] * 3 + [cfg.betas] * num_betas  # per element of [cam, betas]
+            self._cam_betas = OneEuroFilter(
+                *(np.array([getattr(p, name) for p in elements]) for name in _PARAM_NAMES), gap)
+            self._sizes = (num_joints, num_betas)
+        return self._rotations, self._cam_betas
 
     def update(self, root: np.ndarray, thetas: np.ndarray, betas: np.ndarray, cam: np.ndarray,
                stamp_s: float, filtered_root: np.ndarray | None = None) -> SmoothedPerson:
@@ -167,20 +160,21 @@ class PersonSmoother:
             self._last = out
             return out
         thetas = np.asarray(thetas, dtype=np.float64)
-        joints = thetas.reshape(-1, 3)
-        quats = axis_angle_to_quaternion(joints)
-        q_global = self._global(quats[:1], stamp_s)
-        q_body = self._pose(quats[1:], stamp_s) if len(joints) > 1 else np.zeros((0, 4))
-        rotvecs = quaternion_to_axis_angle(np.concatenate([q_global, q_body], axis=0))
+        betas = np.asarray(betas, dtype=np.float64).reshape(-1)
+        rotations, cam_betas = self._filters_for(thetas.size // 3, betas.size)
+        quats = rotations(axis_angle_to_quaternion(thetas.reshape(-1, 3)), stamp_s)  # (K, 4)
         if self.config.root_filter == 'kalman' and filtered_root is not None:
             smoothed_root = np.array(filtered_root, dtype=np.float64)
         else:
             smoothed_root = self._root(root, stamp_s)
-        out = SmoothedPerson(
-            root=smoothed_root,
-            thetas=rotvecs.reshape(thetas.shape),
-            betas=self._betas(betas, stamp_s),
-            cam=self._cam(cam, stamp_s),
-        )
+        cam_and_betas = cam_betas(np.concatenate([np.asarray(cam, np.float64).reshape(3), betas]),
+                                  stamp_s)  # (3 + B,)
+        out = SmoothedPerson(root=smoothed_root,
+                             thetas=quaternion_to_axis_angle(quats).reshape(thetas.shape),
+                             betas=cam_and_betas[3:], cam=cam_and_betas[:3])
         self._last = out
         return out
+
+
+# the constructor arguments of both One-Euro filters, in order
+_PARAM_NAMES = ('min_cutoff', 'beta', 'd_cutoff')
