@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from cli_in_process import run_in_process
 import cv2
 import numpy as np
 import pytest
@@ -16,6 +17,12 @@ pytestmark = pytest.mark.slow
 def _run(*args, cwd=None, timeout=600):
     return subprocess.run([sys.executable, '-m', 'romp_ros.cli', '--quiet', *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def _run_here(*args):
+    """What :func:`_run` gives, from a run in this process (cli_in_process)."""
+    code, err = run_in_process(*args)
+    return subprocess.CompletedProcess(args, code, '', err)
 
 
 def _write_bag(path, frames, k):
@@ -143,22 +150,24 @@ def test_infer_track_gives_stable_ids_per_stream(tmp_path, models_dir, seeded_ch
 
 def test_infer_errors_are_one_line_without_traceback(tmp_path, models_dir):
     missing = _run('infer', tmp_path / 'nothing.png', '--models-dir', models_dir, '--device',
-                   'cpu', '--out', tmp_path / 'x.npz')
+                   'cpu', '--out', tmp_path / 'x.npz')  # a real process; the rest in this one
     assert missing.returncode == 2
     assert 'Traceback' not in missing.stderr and 'no such file' in missing.stderr
     no_ckpt = tmp_path / 'photo.png'
     cv2.imwrite(str(no_ckpt), np.zeros((8, 8, 3), np.uint8))
-    res = _run('infer', no_ckpt, '--models-dir', models_dir, '--device', 'cpu', '--out',
-               tmp_path / 'x.npz')
-    assert res.returncode == 2 and 'Traceback' not in res.stderr
-    assert 'romp-ros download ROMP.pkl' in res.stderr
-    bad_k = _run('infer', no_ckpt, '--models-dir', models_dir, '--intrinsics', '0,0,1,1',
-                 '--device', 'cpu', '--out', tmp_path / 'x.npz')
-    assert bad_k.returncode == 2 and 'Traceback' not in bad_k.stderr
-    bad_tiles = _run('infer', no_ckpt, '--models-dir', models_dir, '--wide-tiling',
-                     '--wide-overlap', '0.9', '--device', 'cpu', '--out', tmp_path / 'x.npz')
-    assert bad_tiles.returncode == 2 and 'Traceback' not in bad_tiles.stderr
-    assert 'wide_overlap' in bad_tiles.stderr
+    code, err = run_in_process('infer', no_ckpt, '--models-dir', models_dir, '--device', 'cpu',
+                               '--out', tmp_path / 'x.npz')
+    assert code == 2 and 'Traceback' not in err
+    assert 'romp-ros download ROMP.pkl' in err
+    code, err = run_in_process('infer', no_ckpt, '--models-dir', models_dir, '--intrinsics',
+                               '0,0,1,1', '--device', 'cpu', '--out', tmp_path / 'x.npz')
+    assert code == 2 and 'Traceback' not in err and 'ERROR' in err
+    code, err = run_in_process('infer', no_ckpt, '--models-dir', models_dir, '--wide-tiling',
+                               '--wide-overlap', '0.9', '--device', 'cpu', '--out',
+                               tmp_path / 'x.npz')
+    assert code == 2 and 'Traceback' not in err
+    assert 'wide_overlap' in err
+    assert not (tmp_path / 'x.npz').exists()
 
 
 def test_prepare_models_cli_writes_a_loadable_models_dir(tmp_path, synthetic_body_files):
@@ -209,6 +218,7 @@ def test_infer_with_a_ros_camera_calibration(tmp_path, models_dir, seeded_checkp
     cv2.imwrite(str(half), cv2.resize(rgb, (320, 240), interpolation=cv2.INTER_AREA)[:, :, ::-1])
     checkpoint = seeded_checkpoint('romp', 'hrnet32')
     common = ('--models-dir', models_dir, '--checkpoint', checkpoint, '--device', 'cpu')
+    # the first run as a real process, the others in this one (the same parser and main)
     raw = _run('infer', full, half, *common, '--camera-info', calibration, '--no-verts',
                '--out', tmp_path / 'raw.npz')
     assert raw.returncode == 0, raw.stderr
@@ -229,30 +239,30 @@ def test_infer_with_a_ros_camera_calibration(tmp_path, models_dir, seeded_checkp
     np.testing.assert_allclose(data['cam_trans'][data['frame_index'] == 0], expected.cam_trans,
                                rtol=1e-4, atol=1e-4)
 
-    rect = _run('infer', full, *common, '--camera-info', calibration, '--camera-model',
+    rect = _run_here('infer', full, *common, '--camera-info', calibration, '--camera-model',
                 'rectified', '--no-verts', '--out', tmp_path / 'rect.npz')
     assert rect.returncode == 0, rect.stderr
     rect_data = np.load(tmp_path / 'rect.npz')
     np.testing.assert_allclose(rect_data['intrinsics'], [[300, 300, 330, 235]])
     assert list(rect_data['distortion_model']) == ['none']
 
-    both = _run('infer', full, *common, '--camera-info', calibration, '--intrinsics',
+    both = _run_here('infer', full, *common, '--camera-info', calibration, '--intrinsics',
                 '300,300,320,240', '--out', tmp_path / 'x.npz')
     assert both.returncode == 2 and 'not allowed with argument' in both.stderr
     square = tmp_path / 'square.png'
     cv2.imwrite(str(square), skimage.data.astronaut())
-    crop = _run('infer', square, *common, '--camera-info', calibration, '--out',
+    crop = _run_here('infer', square, *common, '--camera-info', calibration, '--out',
                 tmp_path / 'x.npz')
     assert crop.returncode == 2 and 'Traceback' not in crop.stderr
     assert 'another aspect ratio' in crop.stderr
     for text, fragment in (('%YAML:1.0\n', 'OpenCV FileStorage'),
                            ('image_width: 640\n', 'missing key(s)')):
         calibration.write_text(text)
-        bad = _run('infer', full, *common, '--camera-info', calibration, '--out',
+        bad = _run_here('infer', full, *common, '--camera-info', calibration, '--out',
                    tmp_path / 'x.npz')
         assert bad.returncode == 2 and 'Traceback' not in bad.stderr, bad.stderr
         assert fragment in bad.stderr and 'front.yaml' in bad.stderr
-    missing = _run('infer', full, *common, '--camera-info', tmp_path / 'nope.yaml', '--out',
+    missing = _run_here('infer', full, *common, '--camera-info', tmp_path / 'nope.yaml', '--out',
                    tmp_path / 'x.npz')
     assert missing.returncode == 2 and 'no such camera calibration file' in missing.stderr
     assert not (tmp_path / 'x.npz').exists()
@@ -302,11 +312,13 @@ def test_evaluate_accepts_a_camera_calibration(tmp_path, models_dir, seeded_chec
     common = ('evaluate', '--dataset', root, '--models-dir', models_dir, '--checkpoint',
               seeded_checkpoint('romp', 'hrnet32'), '--device', 'cpu', '--no-verts',
               '--no-plots')
-    for extra in ((), ('--camera-info', calibration), ('--camera-info', calibration,
-                                                      '--camera-model', 'rectified')):
-        done = _run(*common, *extra, '--out', tmp_path / 'out')
+    for number, extra in enumerate(((), ('--camera-info', calibration),
+                                    ('--camera-info', calibration, '--camera-model',
+                                     'rectified'))):
+        # the first as a real process, the others in this one (the same parser and main)
+        done = (_run if number == 0 else _run_here)(*common, *extra, '--out', tmp_path / 'out')
         assert done.returncode == 0, done.stderr
-    both = _run(*common, '--camera-info', calibration, '--intrinsics', '300,300,320,240',
+    both = _run_here(*common, '--camera-info', calibration, '--intrinsics', '300,300,320,240',
                 '--out', tmp_path / 'out')
     assert both.returncode == 2 and 'not allowed with argument' in both.stderr
 

@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 
+from cli_in_process import run_in_process
 import numpy as np
 import pytest
 from test_evaluation_bags import (
@@ -173,8 +174,10 @@ def test_bad_input_is_one_line(tmp_path, recorded_bag, truth):
         (['--bag', recorded_bag, '--gt-topic', GT, '--pred-topic', PRED,
           '--stamp-tolerance', '-1'], 'stamp_tolerance_s must be'),
     ]
-    for args, expected in cases:
-        code, err = _evaluate(*args, '--out', out)
+    for number, (args, expected) in enumerate(cases):
+        # the first as a real process, the rest in this one (the same parser and main)
+        code, err = (_evaluate(*args, '--out', out) if number == 0
+                     else run_in_process('evaluate', *args, '--out', out))
         assert code == 2, (args, err)
         lines = [line for line in err.splitlines() if line.startswith('ERROR')]
         assert len(lines) == 1 and expected in lines[0], (expected, err)

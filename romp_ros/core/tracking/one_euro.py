@@ -62,6 +62,21 @@ def smoothing_factor(dt: float, cutoff: np.ndarray | float) -> np.ndarray:
     return dt / (dt + tau)
 
 
+def _checked_params(min_cutoff, beta, d_cutoff, reset_gap_s
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """A filter's parameters as float64 arrays (and the gap as a float), validated."""
+    min_cutoff = np.asarray(min_cutoff, dtype=np.float64)
+    beta = np.asarray(beta, dtype=np.float64)
+    d_cutoff = np.asarray(d_cutoff, dtype=np.float64)
+    if np.any(min_cutoff <= 0) or np.any(d_cutoff <= 0):
+        raise ValueError('cutoff frequencies must be positive')
+    if np.any(beta < 0):
+        raise ValueError('beta must be >= 0')
+    if not reset_gap_s > 0:
+        raise ValueError(f'reset_gap_s must be positive, got {reset_gap_s}')
+    return min_cutoff, beta, d_cutoff, float(reset_gap_s)
+
+
 class OneEuroFilter:
     """Element-wise One-Euro filter over arrays of a fixed shape.
 
@@ -71,16 +86,8 @@ class OneEuroFilter:
 
     def __init__(self, min_cutoff: float | np.ndarray, beta: float | np.ndarray,
                  d_cutoff: float | np.ndarray = 1.0, reset_gap_s: float = 0.5) -> None:
-        self._min_cutoff = np.asarray(min_cutoff, dtype=np.float64)
-        self._beta = np.asarray(beta, dtype=np.float64)
-        self._d_cutoff = np.asarray(d_cutoff, dtype=np.float64)
-        if np.any(self._min_cutoff <= 0) or np.any(self._d_cutoff <= 0):
-            raise ValueError('cutoff frequencies must be positive')
-        if np.any(self._beta < 0):
-            raise ValueError('beta must be >= 0')
-        if not reset_gap_s > 0:
-            raise ValueError(f'reset_gap_s must be positive, got {reset_gap_s}')
-        self._reset_gap_s = float(reset_gap_s)
+        self._min_cutoff, self._beta, self._d_cutoff, self._reset_gap_s = _checked_params(
+            min_cutoff, beta, d_cutoff, reset_gap_s)
         self._x_hat: np.ndarray | None = None
         self._dx_hat: np.ndarray | None = None
         self._stamp: float | None = None
@@ -149,16 +156,8 @@ class RotationOneEuroFilter:
 
     def __init__(self, min_cutoff: float | np.ndarray, beta: float | np.ndarray,
                  d_cutoff: float | np.ndarray = 1.0, reset_gap_s: float = 0.5) -> None:
-        self._min_cutoff = np.asarray(min_cutoff, dtype=np.float64)
-        self._beta = np.asarray(beta, dtype=np.float64)
-        self._d_cutoff = np.asarray(d_cutoff, dtype=np.float64)
-        if np.any(self._min_cutoff <= 0) or np.any(self._d_cutoff <= 0):
-            raise ValueError('cutoff frequencies must be positive')
-        if np.any(self._beta < 0):
-            raise ValueError('beta must be >= 0')
-        if not reset_gap_s > 0:
-            raise ValueError(f'reset_gap_s must be positive, got {reset_gap_s}')
-        self._reset_gap_s = float(reset_gap_s)
+        self._min_cutoff, self._beta, self._d_cutoff, self._reset_gap_s = _checked_params(
+            min_cutoff, beta, d_cutoff, reset_gap_s)
         self._q_hat: np.ndarray | None = None
         self._speed_hat: np.ndarray | None = None
         self._stamp: float | None = None
