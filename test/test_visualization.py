@@ -379,3 +379,50 @@ def test_node_worker_publishes_the_birds_eye_view(body):
     color = np.round(255 * id_colors([5])[0]).astype(int)
     # (x, z) = (2, 5) at (226, 190); probed above the heading tick (facing the camera)
     assert np.abs(picture[190 - 4, 226] - color).max() <= 2
+
+
+def test_a_worker_stopped_mid_frame_publishes_nothing_and_can_be_waited_for(body):
+    """The node waits at shutdown for a visualization worker that did not stop in time (a
+    mesh marker takes long): a thread still inside rclpy when the process exits can abort
+    it. Stopped mid-frame, the worker finishes the frame without publishing, and ``join``
+    returns once it has ended."""
+    from conftest import require_ros
+
+    require_ros()
+    import threading
+
+    from std_msgs.msg import Header
+
+    from romp_ros.ros.person_ids import Identities
+    from romp_ros.ros.visualization import VisualizationJob, VisualizationWorker
+
+    started, release = threading.Event(), threading.Event()
+
+    class Sink:  # stands in for an rclpy publisher: keeps what is published
+        def __init__(self):
+            self.messages = []
+
+        def publish(self, msg):
+            self.messages.append(msg)
+
+    markers, overlay, birds_eye = Sink(), Sink(), Sink()
+    worker = VisualizationWorker(markers, overlay, body.faces.numpy(), lambda *a: None,
+                                 birds_eye_pub=birds_eye)
+    build_markers = worker._state.markers
+
+    def long_mesh_markers(*args):  # the long step of a frame, held until released
+        started.set()
+        release.wait(30)
+        return build_markers(*args)
+
+    worker._state.markers = long_mesh_markers
+    worker.submit(VisualizationJob(result=people(body, [(0.0, 0.0, 4.0)]), identities=Identities(
+        ids=(1,), states=('confirmed',), ages=(1,)), header=Header(frame_id='cam'),
+        pixels=np.zeros((480, 640, 3), np.uint8), color_order='rgb', markers=True, mesh=True,
+        birds_eye=True))
+    assert started.wait(30)
+    assert not worker.stop(0.05, clear_markers=False)  # busy: not stopped in time
+    assert not worker.join(0.05)
+    release.set()
+    assert worker.join(30)  # the frame ended, and with it the thread
+    assert markers.messages == overlay.messages == birds_eye.messages == []

@@ -178,6 +178,9 @@ class RompNode(LifecycleNode):
         self._log_handler: _ForwardToRosLog | None = None
         self._worker: _Worker | None = None
         self._retired: list[_Worker] = []  # deactivated workers possibly finishing a frame
+        # visualizers that did not stop in time (a mesh marker takes long): joined at shutdown,
+        # since a thread still inside rclpy when the process exits can abort it
+        self._retired_visualizers: list[VisualizationWorker] = []
         self.warn_limiter = WarnLimiter(WARN_PERIOD_S)
         self._values: dict = {}
         self._live: NodeConfig | None = None
@@ -370,6 +373,11 @@ class RompNode(LifecycleNode):
             if worker.thread.is_alive():
                 self.get_logger().warning('an inference worker was still busy at shutdown')
         self._retired = [w for w in self._retired if w.thread.is_alive()]
+        busy = [v for v in self._retired_visualizers
+                if not v.join(max(0.0, deadline - time.monotonic()))]
+        if busy:
+            self.get_logger().warning('a visualization worker was still busy at shutdown')
+        self._retired_visualizers = busy
 
     def _subscribe(self, config: NodeConfig) -> None:
         qos = input_qos(config.qos_reliability, config.qos_depth)
@@ -411,7 +419,9 @@ class RompNode(LifecycleNode):
         context_ok = rclpy.ok(context=self.context)
         for stream, visualizer in self._visualizers.items():
             if not visualizer.stop(VISUALIZATION_STOP_TIMEOUT_S, clear_markers=context_ok):
-                self.get_logger().warning('the visualization worker did not stop in time')
+                self.get_logger().warning('the visualization worker did not stop in time; '
+                                          'it is waited for at shutdown')
+                self._retired_visualizers.append(visualizer)
             markers = self._pubs.get(stream_topic(stream, 'markers'))
             wait_acked = getattr(markers, 'wait_for_all_acked', None)
             if context_ok and wait_acked is not None:  # RViz gets the DELETEALL before we go

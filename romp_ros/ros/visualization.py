@@ -98,6 +98,11 @@ class VisualizationWorker:
             self._markers_pub.publish(self._state.clear(Header(frame_id=self._last_frame_id)))
         return not self._thread.is_alive()
 
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for a stopped worker's last frame; True when it ended."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def _run(self) -> None:
         while not self._stop.is_set():
             job = self._slot.take(timeout=0.2)
