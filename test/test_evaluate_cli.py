@@ -1,15 +1,12 @@
 """`romp-ros evaluate` end to end: report.json / frames.jsonl / report.md / plots, and one clear
 line (exit 2, no traceback) for each bad input.
 
-Runs the real command in a subprocess once the sub-command is registered in
-``romp_ros.cli.main``; until then the same parser and ``run`` are called in-process, with the
-user-error handling ``main`` applies.
+Runs the real command in a subprocess; the further bad-input cases go through the same
+``romp_ros.cli.main.main`` in-process (test/cli_in_process.py).
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import json
 import subprocess
 import sys
@@ -40,27 +37,11 @@ PLOTS = ('eval_per_joint.png', 'eval_error_vs_distance.png', 'eval_error_over_ti
          'eval_missed_false.png', 'eval_track_timeline.png', 'eval_birds_eye.png')
 
 
-def _wired() -> bool:
-    return 'evaluate' in importlib.import_module('romp_ros.cli.main').SUBCOMMAND_MODULES
-
-
 def _evaluate(*args):
-    """(exit status, stderr) of `romp-ros --quiet evaluate ARGS`."""
-    args = [str(a) for a in args]
-    if _wired():
-        done = subprocess.run([sys.executable, '-m', 'romp_ros.cli', '--quiet', 'evaluate',
-                               *args], capture_output=True, text=True, timeout=600)
-        return done.returncode, done.stderr
-    from romp_ros.cli import evaluate
-    from romp_ros.evaluation.errors import EvaluationInputError
-    parser = argparse.ArgumentParser(prog='romp-ros')
-    evaluate.add_parser(parser.add_subparsers(dest='command'))
-    namespace = parser.parse_args(['evaluate', *args])
-    namespace.quiet = True
-    try:
-        return namespace.func(namespace), ''
-    except EvaluationInputError as err:
-        return 2, f'ERROR romp_ros.cli: {err}\n'
+    """(exit status, stderr) of `romp-ros --quiet evaluate ARGS`, in a new process."""
+    done = subprocess.run([sys.executable, '-m', 'romp_ros.cli', '--quiet', 'evaluate',
+                           *map(str, args)], capture_output=True, text=True, timeout=600)
+    return done.returncode, done.stderr
 
 
 @pytest.fixture(scope='module')
@@ -186,15 +167,8 @@ def test_bad_input_is_one_line(tmp_path, recorded_bag, truth):
 
 
 def test_help_lists_every_flag():
-    if _wired():
-        done = subprocess.run([sys.executable, '-m', 'romp_ros.cli', 'evaluate', '--help'],
-                              capture_output=True, text=True, timeout=120)
-        text = done.stdout
-    else:
-        from romp_ros.cli import evaluate
-        parser = argparse.ArgumentParser(prog='romp-ros')
-        evaluate.add_parser(parser.add_subparsers(dest='command'))
-        text = parser._subparsers._group_actions[0].choices['evaluate'].format_help()
+    text = subprocess.run([sys.executable, '-m', 'romp_ros.cli', 'evaluate', '--help'],
+                          capture_output=True, text=True, timeout=120).stdout
     for flag in ('--bag', '--gt-topic', '--dataset', '--pred-topic', '--pred-npz',
                  '--checkpoint', '--models-dir', '--model', '--backbone', '--image-topic',
                  '--camera-info-topic', '--protocol', '--stamp-tolerance', '--out', '--track'):

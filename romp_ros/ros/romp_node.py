@@ -421,7 +421,8 @@ class RompNode(LifecycleNode):
             if not visualizer.stop(VISUALIZATION_STOP_TIMEOUT_S, clear_markers=context_ok):
                 self.get_logger().warning('the visualization worker did not stop in time; '
                                           'it is waited for at shutdown')
-                self._retired_visualizers.append(visualizer)
+                self._retired_visualizers = [v for v in self._retired_visualizers
+                                             if not v.join(0.0)] + [visualizer]
             markers = self._pubs.get(stream_topic(stream, 'markers'))
             wait_acked = getattr(markers, 'wait_for_all_acked', None)
             if context_ok and wait_acked is not None:  # RViz gets the DELETEALL before we go

@@ -249,11 +249,9 @@ class Tracker:
             self._image_size = dets.image_size
         usable = dets.confs >= cfg.low_conf
         dets, input_index = dets.select(usable), input_index[usable]
-        keep = np.ones(len(dets), dtype=bool)
-        if len(dets) > 1:
-            keep = suppress_duplicates(dets.bbox, dets.root, dets.confs,
-                                       self._kf.measurement_cov(dets.root), cfg.duplicate_iou,
-                                       cfg.duplicate_chi2)
+        keep = suppress_duplicates(dets.bbox, dets.root, dets.confs,
+                                   self._kf.measurement_cov(dets.root), cfg.duplicate_iou,
+                                   cfg.duplicate_chi2)
         num_duplicates = int((~keep).sum())
         dets, input_index = dets.select(keep), input_index[keep]
 
