@@ -6,7 +6,12 @@ import pytest
 from reference_oracle import reference_module
 import torch
 
-from romp_ros.core.postprocess import bev_keep_mask, duplicate_suppression_mask, outlier_mask
+from romp_ros.core.postprocess import (
+    bev_keep_mask,
+    bev_keep_slots,
+    duplicate_suppression_mask,
+    outlier_mask,
+)
 
 
 def _reference_kept(func, outputs: dict, **kwargs) -> set[int]:
@@ -149,3 +154,25 @@ def test_bev_keep_mask_equals_the_reference_filters_applied_image_by_image():
                          batch['ids'], sizes, nms_thresh=20, relative_scale_thresh=1.6)
     assert set(torch.nonzero(keep).flatten().tolist()) == expected
     assert 0 < int(keep.sum()) < offset
+    # the padded layout: the same people in 10 slots per image, the empty slots filled with
+    # garbage (NaN, a copy of someone) that must neither remove nor count for anyone
+    slots = 10
+    shapes = {'pj2d': (slots, *batch['pj2d'].shape[1:]), 'cam': (slots, 3),
+              'trans': (slots, 3), 'confs': (slots,)}
+    padded = {key: torch.full((len(sizes), *shape), float('nan'))
+              for key, shape in shapes.items()}
+    valid = torch.zeros(len(sizes), slots, dtype=torch.bool)
+    rows = []
+    for image, num in enumerate(counts):
+        start = sum(counts[:image])
+        for key in shapes:
+            padded[key][image, :num] = batch[key][start:start + num]
+            if num:  # an exact duplicate of the first person in an empty slot
+                padded[key][image, slots - 1] = batch[key][start]
+        valid[image, :num] = True
+        rows += [image * slots + slot for slot in range(num)]
+    kept = bev_keep_slots(padded['pj2d'], padded['cam'], padded['trans'], padded['confs'],
+                          valid, torch.tensor([float(max(size)) for size in sizes]),
+                          nms_thresh=20, relative_scale_thresh=1.6)
+    assert kept.shape == (len(sizes), slots) and not kept[~valid].any()
+    assert torch.equal(kept.flatten()[rows], keep)

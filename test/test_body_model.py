@@ -187,6 +187,47 @@ def test_infants_use_smil_and_others_smpla(arrays):
         0.8 * (full.verts[1, :, 1].max() - full.verts[1, :, 1].min())
 
 
+@pytest.mark.parametrize('with_smil', [True, False])
+def test_dense_infants_equal_the_split_ones(arrays, with_smil, caplog):
+    """dense=True (the padded post-processing) poses both models and picks: same bodies."""
+    betas, thetas = _inputs(5, 11, seed=8)
+    betas[:, 10] = torch.tensor([0.0, 1.0, 0.5, 2.0, 0.85])
+    model = SMPLAWithInfants(arrays['smpla'], arrays['smil'] if with_smil else None)
+    with caplog.at_level(logging.WARNING, logger='romp_ros.core.body.smpl'):
+        dense = model(betas, thetas, dense=True)
+    assert not caplog.records  # the caller warns, from the results on the host
+    split = model(betas, thetas)
+    assert dense.model_type == split.model_type
+    assert dense.model_type.count('smil') == (3 if with_smil else 0)
+    torch.testing.assert_close(dense.verts, split.verts, atol=ATOL, rtol=0)
+    torch.testing.assert_close(dense.joints, split.joints, atol=ATOL, rtol=0)
+    with caplog.at_level(logging.WARNING, logger='romp_ros.core.body.smpl'):
+        model.note_infants(True)
+    assert len([r for r in caplog.records if 'SMIL' in r.getMessage()]) == (0 if with_smil
+                                                                            else 1)
+
+
+def test_level_wise_skinning_equals_smplx_lbs_and_has_gradients(arrays):
+    """skinning.py walks the tree by level on the device; smplx walks it joint by joint."""
+    from smplx.lbs import lbs
+    model = BodyModel(arrays['smpl']).double()
+    betas, thetas = _inputs(6, 10, seed=9)
+    betas, thetas = betas.double().requires_grad_(), thetas.double().requires_grad_()
+    ours = model(betas, thetas)
+    verts, joints = lbs(betas, thetas, model.v_template, model.shapedirs, model.posedirs,
+                        model.j_regressor, model.parents, model.lbs_weights)
+    torch.testing.assert_close(ours.verts, verts, atol=1e-12, rtol=0)
+    torch.testing.assert_close(ours.joints[:, :24], joints, atol=1e-12, rtol=0)
+    # training differentiates through it: the same gradients as smplx's
+    grads = torch.autograd.grad(ours.verts.square().sum(), (betas, thetas))
+    expected = torch.autograd.grad(verts.square().sum(), (betas, thetas))
+    for got, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-9, rtol=1e-9)
+    # the kinematic tree travels as index buffers: 8 levels below SMPL's root
+    levels = [name for name, _ in model.named_buffers() if name.endswith('_joints')]
+    assert len(levels) == 8
+
+
 def test_without_smil_everyone_is_smpla_and_it_warns_once(arrays, caplog):
     model = SMPLAWithInfants(arrays['smpla'], None)
     betas, thetas = _inputs(3, 11, seed=6)

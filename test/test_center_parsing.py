@@ -169,3 +169,26 @@ def test_apply_cam_scale_is_elementwise_and_out_of_place():
     f = torch.tensor([5, 0, 63])
     assert torch.allclose(apply_cam_scale(sample_params(maps, b, f)),
                           sample_params(scaled, b, f))
+
+
+@pytest.mark.parametrize('dims', ['2d', '3d'])
+def test_padded_layout_holds_the_compact_people_in_fixed_slots(dims):
+    """max_people slots per image, best first; the valid ones are exactly the compact rows."""
+    if dims == '2d':
+        maps = _blob_maps(3, (64, 64), [20, 0, 3], seed=4)[:, None]
+        parse = parse_center_map_2d
+    else:
+        maps = _blob_maps(3, (8, 32, 32), [12, 0, 3], seed=5)
+        parse = parse_center_map_3d
+    compact = parse(maps, 0.1, max_people=5)
+    padded = parse(maps, 0.1, max_people=5, padded=True)
+    assert compact.valid is None
+    assert padded.batch_ids.tolist() == [b for b in range(3) for _ in range(5)]
+    assert padded.valid.shape == (15,) and padded.num_people == compact.num_people
+    counts = [int(padded.valid[b * 5:(b + 1) * 5].sum()) for b in range(3)]
+    assert counts == torch.bincount(compact.batch_ids, minlength=3).tolist()
+    assert counts[0] == 5 and counts[1] == 0 and 0 < counts[2] < 5  # capped, empty, partial
+    for name in ('batch_ids', 'confs', 'yx' if dims == '2d' else 'czyx'):
+        assert torch.equal(getattr(padded, name)[padded.valid], getattr(compact, name))
+    # the empty slots hold the next-best cells, below the threshold
+    assert (padded.confs[~padded.valid] <= 0.1).all()

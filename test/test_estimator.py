@@ -120,8 +120,9 @@ def test_a_black_image_has_nobody_and_empty_arrays_keep_their_shapes(estimator):
     assert result.verts.shape == (0, 6890, 3)
 
 
+@pytest.mark.parametrize('postprocess', ['compact', 'padded'])
 def test_nan_outputs_are_dropped_with_a_warning(models_dir, seeded_checkpoint, astronaut,
-                                                caplog):
+                                                caplog, postprocess):
     from romp_ros.core import Estimator, EstimatorConfig
     from romp_ros.core.nets.checkpoint import load_into
     from romp_ros.core.nets.factory import build_model
@@ -130,12 +131,16 @@ def test_nan_outputs_are_dropped_with_a_warning(models_dir, seeded_checkpoint, a
     with torch.no_grad():
         last = [m for m in model.final_layers[1].modules() if isinstance(m, torch.nn.Conv2d)][-1]
         last.bias[5] = float('nan')  # poisons one pose channel of every person
-    est = Estimator(EstimatorConfig(model='romp', models_dir=str(models_dir), device='cpu'),
-                    model=model)
+    est = Estimator(EstimatorConfig(model='romp', models_dir=str(models_dir), device='cpu',
+                                    postprocess=postprocess), model=model)
     with caplog.at_level(logging.WARNING):
         result = est.predict([astronaut])[0]
     assert result.num_people == 0
-    assert any('NaN' in rec.getMessage() for rec in caplog.records)
+    warnings = [rec.getMessage() for rec in caplog.records if 'NaN' in rec.getMessage()]
+    assert len(warnings) == 1
+    # the people found (above the threshold) are counted, not the padded layout's empty slots
+    clean = Estimator(est.config.replace(checkpoint=str(seeded_checkpoint('romp', 'hrnet32'))))
+    assert f'for {clean.predict([astronaut])[0].num_people} detection(s)' in warnings[0]
 
 
 def test_missing_models_dir_and_checkpoint_name_the_fix(tmp_path, models_dir):
@@ -242,8 +247,9 @@ def test_translation_solved_is_reported_per_person(estimator, astronaut):
     k = CameraIntrinsics(600.0, 600.0, 256.0, 256.0)
     for camera in (k, CameraIntrinsics(600.0, 600.0, 256.0, 256.0, distortion_model='plumb_bob',
                                        d=(-0.2, 0.05, 0.0, 0.0, 0.0))):
+        table = estimator._image_table([(512, 512)], [camera])
         trans, solved = estimator._resolve_translation(joints, keypoints, trans_ref, batch_ids,
-                                                       [camera], [(512, 512)])
+                                                       table, [camera], [(512, 512)])
         assert solved.tolist() == [False] + [True] * (len(joints) - 1)
         assert torch.equal(trans[0], trans_ref[0])
 
@@ -307,3 +313,18 @@ def test_posing_joints_only_gives_the_joints_of_the_full_body(estimator, bev_est
         from romp_ros.core.estimator import BEV_ROOT_JOINTS
         np.testing.assert_allclose(joints_only[:, list(BEV_ROOT_JOINTS)].mean(axis=1), 0.0,
                                    atol=1e-6)
+
+
+def test_submit_then_result_is_predict(estimator, astronaut):
+    """submit() starts a batch and result() finishes it (once); predict() is the two."""
+    images = [astronaut, np.ascontiguousarray(astronaut[:300, 100:])]
+    pending = estimator.submit(images, intrinsics=[None, (500.0, 500.0, 206.0, 150.0)])
+    first = pending.result()
+    assert pending.result() is first
+    want = estimator.predict(images, intrinsics=[None, (500.0, 500.0, 206.0, 150.0)])
+    assert [r.num_people for r in first] == [r.num_people for r in want]
+    assert first[0].num_people >= 1
+    for got, expected in zip(first, want, strict=True):
+        np.testing.assert_array_equal(got.joints, expected.joints)
+        np.testing.assert_array_equal(got.cam_trans, expected.cam_trans)
+        np.testing.assert_array_equal(got.translation_solved, expected.translation_solved)

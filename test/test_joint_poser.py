@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from romp_ros.core.body.joint_names import SMPL_PARENTS
-from romp_ros.core.body.joint_poser import JointPoser, JointPoserWithInfants, kinematic_levels
+from romp_ros.core.body.joint_poser import JointPoser, JointPoserWithInfants
+from romp_ros.core.body.kinematic_tree import kinematic_levels
 from romp_ros.core.body.model_files import load_body_model_arrays
 from romp_ros.core.body.smpl import BodyModel, SMPLAWithInfants
 from romp_ros.core.geometry import rotation as rotation_torch

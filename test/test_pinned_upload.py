@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from romp_ros.core.pinned_upload import PinnedUploader
+from romp_ros.core.pinned_upload import PinnedUploader, pack_into, packed_size
 from romp_ros.core.preprocess import prepare_batch
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
@@ -30,6 +30,22 @@ def _frames(seed=0):
 def test_only_cuda_devices_get_a_pinned_uploader():
     with pytest.raises(ValueError, match='for CUDA devices, not cpu'):
         PinnedUploader(torch.device('cpu'))
+
+
+def test_packing_keeps_every_array_with_its_dtype_and_alignment():
+    """What the pinned buffer holds: arrays of mixed dtypes, each 16-byte aligned."""
+    arrays = [np.arange(7, dtype=np.uint8), np.random.default_rng(0).random((3, 4), np.float32),
+              np.random.default_rng(1).random((6, 3))[::2], np.array([True, False, True])]
+    size = packed_size(arrays)
+    assert size == 16 + 48 + 80 + 3  # 7 -> 16, 48 -> 48, 72 -> 80, then 3 bytes
+    buffer = torch.zeros(size + 5, dtype=torch.uint8)
+    views = pack_into(buffer, arrays)
+    for array, view in zip(arrays, views, strict=True):
+        assert view.dtype == torch.from_numpy(np.ascontiguousarray(array)).dtype
+        assert view.data_ptr() % 16 == buffer.data_ptr() % 16
+        np.testing.assert_array_equal(view.numpy(), array)
+    arrays[1][0, 0] = 5.0  # views share the buffer, not the arrays
+    assert float(views[1][0, 0]) != 5.0
 
 
 def test_host_image_sizes_need_no_device_read():

@@ -46,6 +46,10 @@ def add_model_flags(parser: argparse.ArgumentParser, *, models_dir_required: boo
                         help='torch.compile the network (runtime torch; reduce-overhead and '
                              'max-autotune replay CUDA graphs on CUDA): compiled at start-up, '
                              'minutes the first time, cached in ~/.cache/romp_ros/inductor')
+    parser.add_argument('--postprocess', choices=('compact', 'padded'), default='compact',
+                        help='padded: keep --max-people slots per image through '
+                             'post-processing, so it never waits for a GPU before the copy '
+                             'back (lower --max-people to the crowd you expect); same results')
 
 
 def config_from_args(args: argparse.Namespace, **extra):
@@ -58,4 +62,4 @@ def config_from_args(args: argparse.Namespace, **extra):
         precision=args.precision, center_thresh=args.center_thresh,
         max_people=args.max_people, input_size=args.input_size,
         runtime=getattr(args, 'runtime', 'torch'), compile=getattr(args, 'compile', 'off'),
-        **extra)
+        postprocess=getattr(args, 'postprocess', 'compact'), **extra)

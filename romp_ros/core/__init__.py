@@ -17,6 +17,7 @@ _EXPORTS = {
     'CameraIntrinsics': 'romp_ros.core.results',
     'Estimator': 'romp_ros.core.estimator',
     'EstimatorError': 'romp_ros.core.estimator',
+    'PendingPrediction': 'romp_ros.core.estimator',
     'build_model': 'romp_ros.core.nets.factory',
     'load_checkpoint': 'romp_ros.core.nets.checkpoint',
 }

@@ -20,6 +20,8 @@ RUNTIME_NAMES = ('torch', 'onnxruntime', 'openvino')
 # torch.compile modes of the torch runtime ('reduce-overhead' and 'max-autotune' capture CUDA
 # graphs on CUDA devices)
 COMPILE_MODES = ('off', 'default', 'reduce-overhead', 'max-autotune')
+# how people travel through post-processing (see EstimatorConfig.postprocess)
+POSTPROCESS_LAYOUTS = ('compact', 'padded')
 
 # Detection thresholds the reference applies by default to its official checkpoints. BEV: 0.08,
 # not the 0.1 of its settings table: simple-romp 1.1.4's `--crowd` flag is `store_false`, so
@@ -77,6 +79,13 @@ class EstimatorConfig:
             first use. Pays on GPUs; on CPUs it measured no faster than eager here.
         compile_cache_dir: where compiled kernels are kept between runs ('' =
             ``~/.cache/romp_ros/inductor``, unless TORCHINDUCTOR_CACHE_DIR is set).
+        postprocess: 'compact' (default): only the people found travel through the body
+            model and the translation solve, which costs a wait for the device after the
+            center search, and again after BEV's filters. 'padded': every image keeps
+            ``max_people`` slots to the end, with a mask of the people, so post-processing
+            never waits for the device until the results are copied back, at the price of
+            posing empty slots too (lower ``max_people`` to the crowd you expect). Same
+            results either way; meant for GPUs (docs/performance.md).
     """
 
     model: str = 'romp'
@@ -102,6 +111,7 @@ class EstimatorConfig:
     runtime: str = 'torch'
     compile: str = 'off'
     compile_cache_dir: str = ''
+    postprocess: str = 'compact'
 
     def __post_init__(self) -> None:
         _choice('model', self.model, MODEL_NAMES)
@@ -114,6 +124,7 @@ class EstimatorConfig:
         _choice('color_order', self.color_order, COLOR_ORDERS)
         _choice('runtime', self.runtime, RUNTIME_NAMES)
         _choice('compile', self.compile, COMPILE_MODES)
+        _choice('postprocess', self.postprocess, POSTPROCESS_LAYOUTS)
         if self.compile != 'off' and self.runtime != 'torch':
             raise ConfigError(
                 f"compile={self.compile!r} compiles the torch network; runtime "

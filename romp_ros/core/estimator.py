@@ -34,7 +34,6 @@ from romp_ros.core.geometry.intrinsics import (
     validate_intrinsics,
 )
 from romp_ros.core.geometry.projection import (
-    intrinsics_matrix,
     normalised_to_original,
     project_perspective,
     project_weak,
@@ -49,7 +48,7 @@ from romp_ros.core.nets.checkpoint import load_into, read_checkpoint
 from romp_ros.core.nets.factory import build_model, model_spec
 from romp_ros.core.nets.inference_opt import optimize_for_inference
 from romp_ros.core.pinned_upload import PinnedUploader
-from romp_ros.core.postprocess.bev_filtering import bev_keep_mask
+from romp_ros.core.postprocess.bev_filtering import bev_keep_mask, bev_keep_slots
 from romp_ros.core.postprocess.center_parsing import (
     parse_center_map_2d,
     parse_center_map_3d,
@@ -77,13 +76,84 @@ class EstimatorError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class _Detections:
-    """Per-person tensors for the whole batch, before the split per image."""
+    """Per-person tensors for the whole batch, before the split per image.
+
+    In the padded layout the rows are ``max_people`` slots per image, image-major, and
+    ``valid`` marks the people; in the compact layout every row is one and ``valid`` is None.
+    """
 
     batch_ids: torch.Tensor  # (N,) int64, sorted
     confs: torch.Tensor  # (N,)
     cam: torch.Tensor  # (N, 3)
     thetas: torch.Tensor  # (N, 72)
     betas: torch.Tensor  # (N, 10 | 11)
+    valid: torch.Tensor | None = None  # (N,) bool, padded layout only
+    non_finite: torch.Tensor | None = None  # (N,) bool: people dropped for NaN/inf (padded)
+
+    def select(self, keep: torch.Tensor) -> '_Detections':
+        """The rows of a boolean mask (compact layout)."""
+        # (not dataclasses.astuple: it deep-copies every tensor)
+        return _Detections(*(None if value is None else value[keep]
+                             for value in (getattr(self, f.name)
+                                           for f in dataclasses.fields(self))))
+
+
+@dataclasses.dataclass(frozen=True)
+class _PeopleOnDevice:
+    """Everything :meth:`Estimator._split` copies back, still on the device (N rows)."""
+
+    det: _Detections
+    joints: torch.Tensor  # (N, J, 3) metres, body frame
+    verts: torch.Tensor | None  # (N, V, 3) metres, body frame
+    pj2d_org: torch.Tensor  # (N, J, 2) original-image pixels
+    trans: torch.Tensor  # (N, 3) metres, camera frame
+    solved: torch.Tensor  # (N,) bool
+    infant: torch.Tensor | None  # (N,) bool, BEV only
+    body_kind: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _CopyBack:
+    """The people of a batch on their way to the host (see ``Estimator._copy_back``)."""
+
+    packed: torch.Tensor  # (N, C) float32 host tensor: every per-person column side by side
+    verts: torch.Tensor | None  # (N, V, 3) float32 host tensor, or None
+    widths: tuple[int, ...]  # the columns' widths, in packing order
+    num_joints: int
+    body_kind: str
+    padded: bool
+    ready: 'torch.cuda.Event | None'  # recorded after the copies (CUDA only)
+
+
+class PendingPrediction:
+    """A batch started by :meth:`Estimator.submit`; :meth:`result` waits for and returns it."""
+
+    def __init__(self, finish) -> None:
+        """``finish``: a callable that waits for the batch and returns its results."""
+        self._finish = finish
+        self._results: list[FrameResult] | None = None
+
+    def result(self) -> list[FrameResult]:
+        """One :class:`FrameResult` per image, as :meth:`Estimator.predict` returns them."""
+        if self._results is None:
+            self._results = self._finish()
+            self._finish = None
+        return self._results
+
+
+@dataclasses.dataclass(frozen=True)
+class _ImageTable:
+    """Per-image numbers post-processing needs on the device, uploaded before the network.
+
+    Uploading them later would make the host wait for the network first (a copy from
+    pageable memory waits for the stream); uploaded up front, they are in place when needed.
+    """
+
+    k_reference: torch.Tensor  # (B, 3, 3) the reference's 60-degree camera
+    k_solve: torch.Tensor  # (B, 3, 3) the camera translations are solved with
+    keep_reference: torch.Tensor  # (B,) bool: the reference's translation is kept
+    sides: torch.Tensor  # (B,) longer side of each image, pixels
+    keep_reference_host: tuple[bool, ...]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -167,9 +237,14 @@ class Estimator:
         if config.runtime != 'torch' or config.compile != 'off':
             LOG.info('network runtime: %s', self.runner.describe())
         self.joint_names = tuple(self.body_model.joint_names)
+        # BEV's [s, ty, tx] -> [s, tx, ty], as an index kept on the device (not re-uploaded)
+        self._bev_cam_order = torch.tensor([0, 2, 1], device=self.device)
         self.faces = self.body_model.faces.cpu().numpy()
-        # CUDA: frames go up through one reused page-locked buffer (asynchronous copies)
-        self._uploader = PinnedUploader(self.device) if self.device.type == 'cuda' else None
+        # CUDA: frames go up through one reused page-locked buffer (asynchronous copies), and
+        # the per-image tables through another (so they do not wait for the frames' copies)
+        cuda = self.device.type == 'cuda'
+        self._uploader = PinnedUploader(self.device) if cuda else None
+        self._table_uploader = PinnedUploader(self.device) if cuda else None
 
     # -- construction ------------------------------------------------------------------------
     def _load_body_model(self, config: EstimatorConfig
@@ -271,12 +346,12 @@ class Estimator:
         verts or None.
         """
         if self.config.model == 'bev' and joints.shape[1] > max(BEV_ROOT_JOINTS):
-            root = joints[:, list(BEV_ROOT_JOINTS)].mean(1)[:, None]  # (N, 1, 3)
+            left, right = BEV_ROOT_JOINTS  # plain indices: a list would be uploaded
+            root = ((joints[:, left] + joints[:, right]) / 2)[:, None]  # (N, 1, 3)
             return joints - root, None if verts is None else verts - root
         return joints, verts
 
     # -- inference ---------------------------------------------------------------------------
-    @torch.inference_mode()
     def predict(self, images: Sequence[np.ndarray],
                 intrinsics: IntrinsicsLike | Sequence[IntrinsicsLike] = None
                 ) -> list[FrameResult]:
@@ -301,9 +376,22 @@ class Estimator:
             IntrinsicsError: an invalid camera (zero/negative/NaN focal length, an unknown
                 distortion model, a CameraModel of another image size).
         """
+        return self.submit(images, intrinsics).result()
+
+    @torch.inference_mode()
+    def submit(self, images: Sequence[np.ndarray],
+               intrinsics: IntrinsicsLike | Sequence[IntrinsicsLike] = None
+               ) -> 'PendingPrediction':
+        """Start :meth:`predict` on a batch; ``.result()`` of the returned object finishes it.
+
+        On a CUDA device with ``postprocess='padded'`` this returns once the batch's work is
+        queued on the GPU (its results are copied back asynchronously), so the caller can
+        prepare the next batch, or handle the previous one's results, meanwhile. Elsewhere the
+        work is done before it returns. The arguments and errors are :meth:`predict`'s.
+        """
         images = list(images)
         if not self.config.wide_tiling:
-            return self._predict_batch(images, intrinsics)
+            return self._submit_batch(images, intrinsics)
         checked = check_images(images)
         sizes = [image.shape[:2] for image in checked]
         per_image_k = self._resolve_intrinsics(intrinsics, sizes)
@@ -322,85 +410,146 @@ class Estimator:
             for win in windows:
                 inputs.append(image[win.top:win.top + win.side, win.left:win.left + win.side])
                 input_k.append(_window_camera(k, win))
-        outputs = iter(self._predict_batch(inputs, input_k, validated_k=True))
-        results = []
-        for size, k, windows in zip(sizes, full_k, plans, strict=True):
-            if not windows:
-                results.append(next(outputs))
-            else:
-                parts = [next(outputs) for _ in windows]
-                results.append(_merge_windows(parts, windows, size, k))
-        return results
+        windowed = self._submit_batch(inputs, input_k, validated_k=True)
 
-    def _predict_batch(self, images: list[np.ndarray], intrinsics,
-                       validated_k: bool = False) -> list[FrameResult]:
-        """:meth:`predict` without tiling; ``validated_k``: one checked K (or None) per image."""
+        def merge(window_results: list[FrameResult]) -> list[FrameResult]:
+            outputs = iter(window_results)
+            results = []
+            for size, k, windows in zip(sizes, full_k, plans, strict=True):
+                if not windows:
+                    results.append(next(outputs))
+                else:
+                    parts = [next(outputs) for _ in windows]
+                    results.append(_merge_windows(parts, windows, size, k))
+            return results
+        return PendingPrediction(lambda: merge(windowed.result()))
+
+    def _submit_batch(self, images: list[np.ndarray], intrinsics,
+                      validated_k: bool = False) -> 'PendingPrediction':
+        """:meth:`submit` without tiling; ``validated_k``: one checked K (or None) per image."""
         batch = prepare_batch(images, color_order=self.config.color_order,
                               device=self.device, input_size=self.input_size,
                               uploader=self._uploader)
         sizes = list(batch.image_sizes)  # from the host: no wait for the device
         per_image_k = (list(intrinsics) if validated_k
                        else self._resolve_intrinsics(intrinsics, sizes))
+        copy = self._copy_back(self._infer(batch, sizes, per_image_k))
+        return PendingPrediction(lambda: self._split(copy, sizes, per_image_k))
 
-        det = self._detect(batch.tensor)
+    def _infer(self, batch, sizes, per_image_k) -> _PeopleOnDevice:
+        """All the device work of a batch: network, centers, body model, projection, solve.
+
+        In the padded layout nothing here reads a value back from the device.
+        """
+        table = self._image_table(sizes, per_image_k)
+        det = self._detect(batch.tensor, self.config.postprocess == 'padded')
         det = self._drop_non_finite(det)
-        body = self.body_model(det.betas, det.thetas)
+        body = self._pose(det)
         joints, verts = self._body_frame(body.joints, body.verts)  # (N, J, 3), (N, V, 3)
+        infant = body.infant_mask  # (N,) or None
 
-        pad = batch.pad_info.to(self.device)[det.batch_ids]  # (N, 6)
-        k_default = self._default_k_tensor(sizes)[det.batch_ids]  # (N, 3, 3)
+        pad = batch.pad_info[det.batch_ids]  # (N, 6)
         if self.config.model == 'romp':
             pj2d_org = normalised_to_original(project_weak(joints, det.cam), pad)
             trans = romp_reference_translation(joints[:, :NUM_SMPL_JOINTS], det.cam)
         else:
             trans = bev_translation(det.cam, fov_deg=REFERENCE_FOV_DEG)
-            pj2d_org = project_perspective(joints + trans[:, None], k_default)
-            keep = bev_keep_mask(pj2d_org, det.cam, trans, det.confs, det.batch_ids, sizes,
-                                 nms_thresh=self.config.bev_nms_thresh,
-                                 relative_scale_thresh=self.config.bev_relative_scale_thresh)
-            det, joints, verts, pj2d_org, trans, k_default, pad = _select(
-                keep, det, joints, verts, pj2d_org, trans, k_default, pad)
+            pj2d_org = project_perspective(joints + trans[:, None],
+                                           table.k_reference[det.batch_ids])
+            det, joints, verts, pj2d_org, trans, infant = self._bev_filters(
+                det, table, sizes, joints, verts, pj2d_org, trans, infant)
             # BEV predicts [s, ty, tx]; results use ROMP's [s, tx, ty] for both models
-            det = dataclasses.replace(det, cam=det.cam[:, [0, 2, 1]])
+            det = dataclasses.replace(det, cam=det.cam.index_select(1, self._bev_cam_order))
 
         trans, solved = self._resolve_translation(joints, pj2d_org, trans, det.batch_ids,
-                                                  per_image_k, sizes)
-        return self._split(det, joints, verts, pj2d_org, trans, solved, sizes, per_image_k,
-                           body)
+                                                  table, per_image_k, sizes)
+        return _PeopleOnDevice(det=det, joints=joints, verts=verts, pj2d_org=pj2d_org,
+                               trans=trans, solved=solved, infant=infant, body_kind=body.kind)
 
-    def _detect(self, tensor: torch.Tensor) -> _Detections:
+    def _image_table(self, sizes, per_image_k) -> _ImageTable:
+        """The per-image numbers, computed on the host and uploaded in one copy."""
+        fov_default = abs(self.config.fov_deg - REFERENCE_FOV_DEG) < 1e-9
+        rows = np.zeros((len(sizes), 20), np.float32)
+        for row, ((h, w), k) in enumerate(zip(sizes, per_image_k, strict=True)):
+            ref = default_intrinsics(h, w, REFERENCE_FOV_DEG)
+            solve = k if k is not None else default_intrinsics(h, w, self.config.fov_deg)
+            rows[row, :9] = _k_matrix(ref).ravel()
+            rows[row, 9:18] = _k_matrix(solve).ravel()
+            rows[row, 18] = fov_default and k is None
+            rows[row, 19] = max(h, w)
+        if self._table_uploader is not None:
+            (table,) = self._table_uploader.upload([rows])
+        else:
+            table = torch.from_numpy(rows).to(self.device)
+        return _ImageTable(k_reference=table[:, :9].view(-1, 3, 3),
+                           k_solve=table[:, 9:18].view(-1, 3, 3),
+                           keep_reference=table[:, 18] > 0.5, sides=table[:, 19],
+                           keep_reference_host=tuple(bool(v) for v in rows[:, 18]))
+
+    def _detect(self, tensor: torch.Tensor, padded: bool) -> _Detections:
         thresh = self.config.effective_center_thresh
         if self.config.model == 'romp':
             maps = self.runner.maps(tensor)
             centers = parse_center_map_2d(maps.center_maps.float(), thresh,
-                                          self.config.max_people)
+                                          self.config.max_people, padded=padded)
             params = sample_params(maps.params_maps.float(), centers.batch_ids,
                                    centers.flat_inds)  # (N, 145)
             params = apply_cam_scale(params)
-            batch_ids, confs = centers.batch_ids, centers.confs
         else:
             maps = self.runner.maps(tensor)
             centers = parse_center_map_3d(maps.center_maps_3d.float(), thresh,
-                                          self.config.max_people)
+                                          self.config.max_people, padded=padded)
             cz, cy, cx = centers.czyx.unbind(dim=1)
             cams = maps.cam_maps_3d[centers.batch_ids, cz, cy, cx].float()  # (N, 3)
             params = self.runner.regress_params(maps.param_features, cams,
                                                 centers.batch_ids).float()  # (N, 146)
-            batch_ids, confs = centers.batch_ids, centers.confs
         smpl = unpack_params(params.float())
-        return _Detections(batch_ids=batch_ids, confs=confs.float(), cam=smpl.cam,
-                           thetas=smpl.smpl_thetas, betas=smpl.smpl_betas)
+        return _Detections(batch_ids=centers.batch_ids, confs=centers.confs.float(),
+                           cam=smpl.cam, thetas=smpl.smpl_thetas, betas=smpl.smpl_betas,
+                           valid=centers.valid)
 
     def _drop_non_finite(self, det: _Detections) -> _Detections:
         finite = (torch.isfinite(det.cam).all(1) & torch.isfinite(det.thetas).all(1)
-                  & torch.isfinite(det.betas).all(1) & torch.isfinite(det.confs))
+                  & torch.isfinite(det.betas).all(1) & torch.isfinite(det.confs))  # (N,)
+        if det.valid is not None:
+            # padded: unmark them, and zero them so that no NaN reaches the pairwise filters;
+            # the warning waits for the results on the host (_split)
+            def zeroed(values: torch.Tensor) -> torch.Tensor:
+                keep = finite.view(-1, *([1] * (values.dim() - 1)))
+                return torch.where(keep, values, torch.zeros_like(values))
+            return dataclasses.replace(
+                det, cam=zeroed(det.cam), thetas=zeroed(det.thetas), betas=zeroed(det.betas),
+                confs=zeroed(det.confs), valid=det.valid & finite,
+                non_finite=det.valid & ~finite)
         if bool(finite.all()):
             return det
-        dropped = int((~finite).sum())
-        LOG.warning('the network produced NaN/inf parameters for %d detection(s); they were '
-                    'dropped. Check the checkpoint (corrupt or mismatched weights) and the '
-                    'precision setting', dropped)
-        return _Detections(*(t[finite] for t in dataclasses.astuple(det)))
+        _warn_non_finite(int((~finite).sum()))
+        return det.select(finite)
+
+    def _pose(self, det: _Detections):
+        """The body model on every row; BEV's infants without a data-dependent split if padded."""
+        if det.valid is not None and isinstance(self.body_model, SMPLAWithInfants):
+            return self.body_model(det.betas, det.thetas, dense=True)
+        return self.body_model(det.betas, det.thetas)
+
+    def _bev_filters(self, det, table, sizes, joints, verts, pj2d_org, trans, infant):
+        """BEV's duplicate and outlier filters: rows dropped (compact) or unmarked (padded)."""
+        options = {'nms_thresh': self.config.bev_nms_thresh,
+                   'relative_scale_thresh': self.config.bev_relative_scale_thresh}
+        if det.valid is None:
+            keep = bev_keep_mask(pj2d_org, det.cam, trans, det.confs, det.batch_ids, sizes,
+                                 **options)
+            det = det.select(keep)
+            return (det, joints[keep], None if verts is None else verts[keep], pj2d_org[keep],
+                    trans[keep], None if infant is None else infant[keep])
+        images = len(sizes)
+        slots = det.batch_ids.shape[0] // images  # max_people (or fewer map cells)
+        keep = bev_keep_slots(pj2d_org.view(images, slots, *pj2d_org.shape[1:]),
+                              det.cam.view(images, slots, 3), trans.view(images, slots, 3),
+                              det.confs.view(images, slots), det.valid.view(images, slots),
+                              table.sides, **options)  # (B, K)
+        return (dataclasses.replace(det, valid=keep.flatten()), joints, verts, pj2d_org, trans,
+                infant)
 
     def _resolve_intrinsics(self, intrinsics, sizes) -> list[CameraIntrinsics | None]:
         count = len(sizes)
@@ -433,13 +582,9 @@ class Estimator:
                 out.append(validate_intrinsics(*entry, image_size=(h, w)))
         return out
 
-    def _default_k_tensor(self, sizes) -> torch.Tensor:
-        ks = [default_intrinsics(h, w, REFERENCE_FOV_DEG) for h, w in sizes]
-        return intrinsics_matrix([k.fx for k in ks], [k.fy for k in ks], [k.cx for k in ks],
-                                 [k.cy for k in ks], device=self.device)  # (B, 3, 3)
-
-    def _resolve_translation(self, joints, pj2d_org, trans_ref, batch_ids, per_image_k,
-                             sizes) -> tuple[torch.Tensor, torch.Tensor]:
+    def _resolve_translation(self, joints, pj2d_org, trans_ref, batch_ids,
+                             table: _ImageTable, per_image_k, sizes
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
         """Re-solve translations against each image's camera where the reference's is not used.
 
         With no camera and the reference's 60 degrees the reference's own translation is kept
@@ -451,28 +596,21 @@ class Estimator:
             (N, 3) translations and (N,) bool: which were solved (False: the reference's
             translation kept, because no camera applies or the solve failed).
         """
-        fov_default = abs(self.config.fov_deg - REFERENCE_FOV_DEG) < 1e-9
-        keep_ref = [fov_default and k is None for k in per_image_k]  # per image
-        if joints.shape[0] == 0 or all(keep_ref):
+        if joints.shape[0] == 0 or all(table.keep_reference_host):
             return trans_ref, torch.zeros_like(batch_ids, dtype=torch.bool)
+        solution = solve_translation_with_intrinsics(
+            joints[:, :NUM_SMPL_JOINTS], pj2d_org[:, :NUM_SMPL_JOINTS],
+            table.k_solve[batch_ids])
+        trans_solved, valid = solution.trans, solution.valid
         cameras = [k if k is not None else default_intrinsics(h, w, self.config.fov_deg)
                    for k, (h, w) in zip(per_image_k, sizes, strict=True)]
-        k_img = intrinsics_matrix([c.fx for c in cameras], [c.fy for c in cameras],
-                                  [c.cx for c in cameras], [c.cy for c in cameras],
-                                  device=self.device)  # (B, 3, 3)
-        if k_img.dim() == 2:
-            k_img = k_img.unsqueeze(0)
-        solution = solve_translation_with_intrinsics(
-            joints[:, :NUM_SMPL_JOINTS], pj2d_org[:, :NUM_SMPL_JOINTS], k_img[batch_ids])
-        trans_solved, valid = solution.trans, solution.valid
         distorted = [i for i, c in enumerate(cameras) if c.is_distorted]
         if distorted:
             trans_solved, valid = self._solve_through_lenses(
                 joints, pj2d_org, batch_ids, cameras, sizes, distorted, trans_solved, valid)
         # keep the reference's translation where the solve failed (degenerate input), and
         # for the images it applies to whatever else shares the batch
-        keep = torch.tensor(keep_ref, device=self.device)[batch_ids]  # (N,)
-        use_solution = valid & ~keep
+        use_solution = valid & ~table.keep_reference[batch_ids]
         return torch.where(use_solution[:, None], trans_solved, trans_ref), use_solution
 
     def _solve_through_lenses(self, joints, pj2d_org, batch_ids, cameras, sizes, distorted,
@@ -493,40 +631,88 @@ class Estimator:
         valid = valid.index_put((rows,), lens_solution.valid)
         return trans_solved, valid
 
-    def _split(self, det, joints, verts, pj2d_org, trans, solved, sizes, per_image_k,
-               body) -> list[FrameResult]:
-        want_verts = self.config.compute_verts
-        to_np = {
-            'cam': det.cam, 'thetas': det.thetas, 'betas': det.betas, 'trans': trans,
-            'joints': joints, 'pj2d': pj2d_org, 'confs': det.confs,
-        }
-        if want_verts:
-            to_np['verts'] = verts
-        arrays = {k: v.detach().float().cpu().numpy() for k, v in to_np.items()}
-        arrays['solved'] = solved.cpu().numpy().astype(bool)
-        counts = torch.bincount(det.batch_ids, minlength=len(sizes)).tolist()
-        bounds = np.cumsum([0] + counts)
-        model_types = tuple(getattr(body, 'model_type', ()))
+    def _copy_back(self, people: _PeopleOnDevice) -> _CopyBack:
+        """Start copying the people to the host: one packed table, and the vertices.
+
+        On a CUDA device the copies are queued behind the batch's work into page-locked
+        memory, with an event to wait on; nothing here waits for the device.
+        """
+        det = people.det
+        flags = [people.solved, det.batch_ids]
+        flags.append(det.valid if det.valid is not None else torch.ones_like(people.solved))
+        flags.append(det.non_finite if det.non_finite is not None
+                     else torch.zeros_like(people.solved))
+        flags.append(people.infant if people.infant is not None
+                     else torch.zeros_like(people.solved))
+        columns = [det.cam, det.thetas, det.betas, people.trans, people.joints.flatten(1),
+                   people.pj2d_org.flatten(1), det.confs[:, None]]
+        columns += [flag[:, None] for flag in flags]
+        tensors = [torch.cat([c.float() for c in columns], dim=1)]  # (N, C)
+        if self.config.compute_verts:
+            tensors.append(people.verts.float())  # (N, V, 3)
+        ready = None
+        if self.device.type == 'cuda':
+            hosts = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for t in tensors]
+            for host, tensor in zip(hosts, tensors, strict=True):
+                host.copy_(tensor, non_blocking=True)
+            ready = torch.cuda.Event()
+            ready.record(torch.cuda.current_stream(self.device))
+            tensors = hosts
+        return _CopyBack(packed=tensors[0], verts=tensors[1] if len(tensors) > 1 else None,
+                         widths=tuple(c.shape[1] for c in columns),
+                         num_joints=people.joints.shape[1], body_kind=people.body_kind,
+                         padded=det.valid is not None, ready=ready)
+
+    def _split(self, copy: _CopyBack, sizes, per_image_k) -> list[FrameResult]:
+        """Wait for the copy back, then split the people per image (host only).
+
+        This is where the padded layout first waits for the device; its empty slots are
+        dropped here.
+        """
+        if copy.ready is not None:
+            copy.ready.synchronize()
+        packed = copy.packed.numpy()
+        verts_host = None if copy.verts is None else copy.verts.numpy()
+        num_joints, body_kind, want_verts = copy.num_joints, copy.body_kind, copy.verts is not None
+        parts = np.split(packed, np.cumsum(copy.widths)[:-1], axis=1)
+        cam, thetas, betas, cam_trans, joints_h, pj2d_h, confs = parts[:7]
+        solved_h, batch_h, valid_h, non_finite_h, infant_h = (p[:, 0] for p in parts[7:])
+        if non_finite_h.any():
+            _warn_non_finite(int(non_finite_h.sum()))
+        if isinstance(self.body_model, SMPLAWithInfants) and copy.padded:
+            self.body_model.note_infants(bool(
+                (valid_h > 0.5)[betas[:, 10] > self.body_model.age_thresh].any()))
+        rows = valid_h > 0.5  # all rows in the compact layout
+        keep = np.flatnonzero(rows)
+        counts = np.bincount(batch_h[keep].astype(np.int64), minlength=len(sizes))
+        bounds = np.cumsum(np.concatenate(([0], counts)))
+        model_types = np.where(infant_h[keep] > 0.5, 'smil', body_kind)
         results = []
         for index, (h, w) in enumerate(sizes):
-            lo, hi = bounds[index], bounds[index + 1]
+            take = keep[bounds[index]:bounds[index + 1]]
             k_used = per_image_k[index] or default_intrinsics(h, w, self.config.fov_deg)
             results.append(FrameResult(
-                cam=arrays['cam'][lo:hi], smpl_thetas=arrays['thetas'][lo:hi],
-                smpl_betas=arrays['betas'][lo:hi], cam_trans=arrays['trans'][lo:hi],
-                joints=arrays['joints'][lo:hi],
-                verts=arrays['verts'][lo:hi] if want_verts else None,
-                pj2d_org=arrays['pj2d'][lo:hi], center_confs=arrays['confs'][lo:hi],
+                cam=cam[take], smpl_thetas=thetas[take], smpl_betas=betas[take],
+                cam_trans=cam_trans[take],
+                joints=joints_h[take].reshape(-1, num_joints, 3),
+                verts=verts_host[take] if want_verts else None,
+                pj2d_org=pj2d_h[take].reshape(-1, num_joints, 2), center_confs=confs[take, 0],
                 joint_names=self.joint_names, image_size=(h, w), intrinsics=k_used,
-                model_type=model_types[lo:hi] if model_types else (),
-                translation_solved=arrays['solved'][lo:hi]))
+                model_type=tuple(model_types[bounds[index]:bounds[index + 1]].tolist()),
+                translation_solved=solved_h[take] > 0.5))
         return results
 
 
-def _select(keep, det, *tensors):
-    """Apply a boolean person mask to the detections and to every per-person tensor."""
-    kept = _Detections(*(t[keep] for t in dataclasses.astuple(det)))
-    return (kept, *(t[keep] for t in tensors))
+def _warn_non_finite(count: int) -> None:
+    LOG.warning('the network produced NaN/inf parameters for %d detection(s); they were '
+                'dropped. Check the checkpoint (corrupt or mismatched weights) and the '
+                'precision setting', count)
+
+
+def _k_matrix(camera: CameraIntrinsics) -> np.ndarray:
+    """(3, 3) K of a camera's focal lengths and principal point."""
+    return np.array([[camera.fx, 0.0, camera.cx], [0.0, camera.fy, camera.cy],
+                     [0.0, 0.0, 1.0]])
 
 
 def _window_camera(camera: CameraIntrinsics, window: Window) -> CameraIntrinsics:

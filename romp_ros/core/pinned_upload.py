@@ -1,4 +1,4 @@
-"""Uploading uint8 frames to a CUDA device through one reused page-locked host buffer.
+"""Uploading frames (and small tables) to a CUDA device through one reused page-locked buffer.
 
 A copy from ordinary (pageable) memory to the GPU is synchronous: the driver stages it
 through its own pinned buffer, and the CPU waits. Copying the frames into a page-locked buffer
@@ -16,6 +16,11 @@ from typing import Sequence
 
 import numpy as np
 import torch
+
+_ALIGN = 16  # bytes: a multiple of every element size
+_TORCH_DTYPES = {'u1': torch.uint8, 'i4': torch.int32, 'i8': torch.int64,
+                 'f2': torch.float16, 'f4': torch.float32, 'f8': torch.float64,
+                 'b1': torch.bool}
 
 
 class PinnedUploader:
@@ -40,31 +45,61 @@ class PinnedUploader:
         return 0 if self._buffer is None else int(self._buffer.numel())
 
     def upload(self, images: Sequence[np.ndarray]) -> list[torch.Tensor]:
-        """Copy each uint8 array to the device, in order, without waiting for the copies.
+        """Copy each array to the device, in order, without waiting for the copies.
 
         Args:
-            images: uint8 arrays of any shapes and strides (views are fine).
+            images: arrays of any shapes, strides and numeric dtypes (views are fine): the
+                frames as uint8, or small tables of numbers.
 
         Returns:
-            one uint8 tensor per image on the device, same shape, contiguous. Work queued on
-            the current stream after this call sees the uploaded values.
+            one tensor per array on the device, same shape and dtype, contiguous. Work queued
+            on the current stream after this call sees the uploaded values.
         """
-        sizes = [int(np.asarray(image).nbytes) for image in images]
-        total = sum(sizes)
+        arrays = [np.asarray(image) for image in images]
+        total = packed_size(arrays)
         if self._copies_done is not None:
             self._copies_done.synchronize()  # the last uploads finished reading the buffer
         if total > self.capacity:
             # grow with headroom, so a slowly growing batch does not re-pin every frame
             self._buffer = torch.empty(max(total, 2 * self.capacity), dtype=torch.uint8,
                                        pin_memory=True)
-        host = self._buffer.numpy()  # shares the pinned memory
-        out, offset = [], 0
-        for image, size in zip(images, sizes, strict=True):
-            image = np.asarray(image)
-            np.copyto(host[offset:offset + size].reshape(image.shape), image)
-            staged = self._buffer[offset:offset + size].view(image.shape)
-            out.append(staged.to(self.device, non_blocking=True))
-            offset += size
+        out = [staged.to(self.device, non_blocking=True)
+               for staged in pack_into(self._buffer, arrays)]
         self._copies_done = torch.cuda.Event()
         self._copies_done.record(torch.cuda.current_stream(self.device))
         return out
+
+
+def packed_size(arrays: Sequence[np.ndarray]) -> int:
+    """Bytes :func:`pack_into` needs for these arrays (each starts 16-byte aligned)."""
+    total = 0
+    for array in arrays:
+        total = _aligned(total) + int(np.asarray(array).nbytes)
+    return total
+
+
+def pack_into(buffer: torch.Tensor, arrays: Sequence[np.ndarray]) -> list[torch.Tensor]:
+    """Copy arrays one after another into a uint8 host buffer; return typed views of them.
+
+    Args:
+        buffer: (capacity,) uint8 CPU tensor of at least :func:`packed_size` bytes.
+        arrays: numeric arrays of any shapes and strides.
+
+    Returns:
+        per array, a contiguous tensor of its shape and dtype viewing ``buffer``.
+    """
+    host = buffer.numpy()  # shares the tensor's memory
+    views, offset = [], 0
+    for array in arrays:
+        array = np.asarray(array)
+        offset = _aligned(offset)
+        end = offset + int(array.nbytes)
+        np.copyto(host[offset:end].view(array.dtype).reshape(array.shape), array)
+        views.append(buffer[offset:end].view(_TORCH_DTYPES[array.dtype.str[1:]])
+                     .view(array.shape))
+        offset = end
+    return views
+
+
+def _aligned(offset: int) -> int:
+    return -(-offset // _ALIGN) * _ALIGN

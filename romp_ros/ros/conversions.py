@@ -18,7 +18,7 @@ from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import Marker, MarkerArray
 
 from romp_ros.core.body.joint_names import ROS4HRI_JOINTS, SMPL_PARENTS, SMPL_SKELETON_EDGES
-from romp_ros.core.body.joint_poser import kinematic_levels
+from romp_ros.core.body.kinematic_tree import kinematic_levels
 from romp_ros.core.geometry.rotation_numpy import (
     axis_angle_to_quaternion,
     quaternion_multiply,

@@ -27,6 +27,7 @@ from romp_ros.core.config import (
     BACKBONE_NAMES,
     COMPILE_MODES,
     MODEL_NAMES,
+    POSTPROCESS_LAYOUTS,
     PRECISIONS,
     RUNTIME_NAMES,
     ConfigError,
@@ -111,6 +112,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "network ('default'; 'reduce-overhead' / 'max-autotune' replay CUDA graphs on "
               'CUDA); compiled during configure (minutes the first time, cached in '
               '~/.cache/romp_ros/inductor); pays on GPUs', choices=COMPILE_MODES,
+              apply=APPLY_CONFIGURE),
+    ParamSpec('postprocess', 'compact', "'compact': only the people found are posed (waits "
+              "for the device after the center search); 'padded': max_people slots per "
+              'image to the end, no wait for the device before the copy back (for GPUs; '
+              'lower max_people to the crowd you expect)', choices=POSTPROCESS_LAYOUTS,
               apply=APPLY_CONFIGURE),
     ParamSpec('center_thresh', -1.0, 'minimum body-center score of a person; negative = the '
               "model's default (romp 0.25, bev 0.08)", min_value=-1.0, max_value=1.0,
@@ -330,7 +336,7 @@ def estimator_config(values: Mapping[str, Any]) -> EstimatorConfig:
         model=values['model'], backbone=values['backbone'],
         checkpoint=values['checkpoint'], models_dir=values['models_dir'],
         device=values['device'], precision=values['precision'], runtime=values['runtime'],
-        compile=values['compile'],
+        compile=values['compile'], postprocess=values['postprocess'],
         center_thresh=None if thresh < 0 else thresh, max_people=int(values['max_people']),
         fov_deg=float(values['default_fov_deg']), color_order='rgb', compute_verts=True,
         wide_tiling=bool(values['wide_tiling']),

@@ -1,8 +1,10 @@
 """SMPL-family body models in torch: SMPL (ROMP) and SMPL-A with SMIL infants (BEV).
 
-Skinning is ``smplx.lbs.lbs`` (the same linear blend skinning as the reference); on top of it
-the reference's extra joints are gathered: 21 vertex picks and 9 + 17 regressed joints, when
-the models directory has them. Everything is batched over people; N = 0 is allowed.
+Skinning is the reference's linear blend skinning (``smplx.lbs.lbs``), with the kinematic chain
+walked level by level on the model's device (``skinning.py``: no value is read back, which
+matters on a GPU). On top of it the reference's extra joints are gathered: 21 vertex picks and
+9 + 17 regressed joints, when the models directory has them. Everything is batched over
+people; N = 0 is allowed.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from smplx.lbs import lbs
 import torch
 from torch import nn
 
+from romp_ros.core.body.kinematic_tree import kinematic_levels
 from romp_ros.core.body.model_files import BodyModelArrays, ModelFilesError, load_body_model_arrays
+from romp_ros.core.body.skinning import linear_blend_skinning
 
 LOG = logging.getLogger(__name__)
 
@@ -74,6 +77,12 @@ class BodyModel(nn.Module):
         buffer('j_regressor', arrays.j_regressor, dtype)  # (24, V)
         buffer('lbs_weights', arrays.lbs_weights, dtype)  # (V, 24)
         buffer('parents', arrays.parents, torch.int64)  # (24,)
+        # the tree by depth, as index buffers on the model's device (see skinning.py)
+        self._num_levels = 0
+        for level, joints in enumerate(kinematic_levels(arrays.parents)):
+            buffer(f'level{level}_joints', joints, torch.int64)
+            buffer(f'level{level}_parents', np.asarray(arrays.parents)[joints], torch.int64)
+            self._num_levels += 1
         buffer('faces', arrays.faces, torch.int64)  # (F, 3)
         if arrays.has_extra_joints:
             buffer('extra_joints_index', arrays.extra_joints_index, torch.int64)  # (21,)
@@ -104,8 +113,11 @@ class BodyModel(nn.Module):
             verts = self.v_template.new_zeros((0, self.num_vertices, 3))
             joints = self.v_template.new_zeros((0, self.num_joints, 3))
             return BodyOutput(verts, joints, kind=self.kind)
-        verts, joints = lbs(betas, thetas, self.v_template, self.shapedirs, self.posedirs,
-                            self.j_regressor, self.parents, self.lbs_weights)
+        levels = [(getattr(self, f'level{level}_joints'), getattr(self, f'level{level}_parents'))
+                  for level in range(self._num_levels)]
+        verts, joints = linear_blend_skinning(betas, thetas, self.v_template, self.shapedirs,
+                                              self.posedirs, self.j_regressor, self.parents,
+                                              levels, self.lbs_weights)
         # verts (N, V, 3), joints (N, 24, 3)
         if self.num_joints > joints.shape[1]:
             picked = verts[:, self.extra_joints_index]  # (N, 21, 3)
@@ -171,20 +183,41 @@ class SMPLAWithInfants(nn.Module):
         """(24,) int64 parent joint indices."""
         return self.smpla.parents
 
-    def forward(self, betas: torch.Tensor, thetas: torch.Tensor) -> BodyOutput:
+    def note_infants(self, any_infant: bool) -> None:
+        """Warn once when people with an infant's age offset meet a models dir without SMIL."""
+        if any_infant and self.smil is None and not self._warned_no_smil:
+            LOG.warning('a person has age offset > %.2f (an infant) but the SMIL model was not '
+                        'prepared: using SMPL-A for everyone (add --smil to prepare-models)',
+                        self.age_thresh)
+            self._warned_no_smil = True
+
+    def forward(self, betas: torch.Tensor, thetas: torch.Tensor, dense: bool = False
+                ) -> BodyOutput:
         """Pose N bodies; betas (N, 11) with the age offset last, thetas (N, 72).
+
+        Args:
+            betas, thetas: as above.
+            dense: pose everyone with both models and pick per person, instead of splitting
+                the people between them: twice the work, but no shape depends on the data,
+                so a GPU caller does not wait for the device (the padded post-processing).
+                The missing-SMIL warning is then the caller's (:meth:`note_infants`).
 
         Returns:
             BodyOutput with verts (N, V, 3), joints (N, J, 3) and infant_mask (N,).
         """
         betas, thetas = self.smpla._check_inputs(betas, thetas)
         infant = betas[:, 10] > self.age_thresh  # (N,)
+        if dense:
+            out = self.smpla(betas, thetas)
+            if self.smil is None:
+                return BodyOutput(out.verts, out.joints, torch.zeros_like(infant), self.kind)
+            baby = self.smil(betas[:, :10], thetas)
+            pick = infant[:, None, None]
+            return BodyOutput(torch.where(pick, baby.verts, out.verts),
+                              torch.where(pick, baby.joints, out.joints), infant, self.kind)
         if self.smil is None:
-            if not self._warned_no_smil and bool(infant.any()):
-                LOG.warning('a person has age offset > %.2f (an infant) but the SMIL model was '
-                            'not prepared: using SMPL-A for everyone (add --smil to '
-                            'prepare-models)', self.age_thresh)
-                self._warned_no_smil = True
+            if not self._warned_no_smil:
+                self.note_infants(bool(infant.any()))
             out = self.smpla(betas, thetas)
             return BodyOutput(out.verts, out.joints, torch.zeros_like(infant), self.kind)
         adult = ~infant

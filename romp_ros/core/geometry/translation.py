@@ -108,8 +108,11 @@ def romp_reference_translation(joints: torch.Tensor, cam: torch.Tensor,
     half = REFERENCE_INPUT_SIZE / 2.0
     normalised = body[..., :2] * cam[:, None, :1] + cam[:, None, 1:3]  # (N, 24, 2)
     targets = (normalised + 1.0) * half  # pixels of the network square
-    k_mat = torch.tensor([[REFERENCE_FOCAL, 0.0, half], [0.0, REFERENCE_FOCAL, half],
-                          [0.0, 0.0, 1.0]], dtype=joints.dtype, device=joints.device)
+    # filled on the device, not uploaded: an upload from pageable memory waits for the device
+    k_mat = torch.zeros((3, 3), dtype=joints.dtype, device=joints.device)
+    k_mat[0, 0] = k_mat[1, 1] = REFERENCE_FOCAL
+    k_mat[:2, 2] = half
+    k_mat[2, 2] = 1.0
     dtype = _solve_dtype(joints)
     prepared = _prepare(body.to(dtype), targets.to(dtype), k_mat.to(dtype),
                         None if weights is None else weights.to(device=joints.device,
@@ -286,7 +289,7 @@ def bev_translation(cam: torch.Tensor, fov_deg: float = DEFAULT_FOV_DEG,
     if positive_only:
         scale = torch.where(scale > 0, scale, torch.zeros_like(scale))
     depth = 1.0 / (scale * tan_half + BEV_DEPTH_EPS)  # (N,)
-    xy = cam[:, [2, 1]] * (depth * tan_half)[:, None]  # (N, 2): (tx, ty)
+    xy = cam[:, 1:].flip(1) * (depth * tan_half)[:, None]  # (N, 2): (tx, ty)
     return torch.cat((xy, depth[:, None]), dim=1)
 
 
@@ -343,7 +346,7 @@ def _prepare(joints: torch.Tensor, keypoints: torch.Tensor, k_mat: torch.Tensor,
 def _linear_solve(prep: _Prepared) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted linear least squares for t; returns (N, 3) and an (N,) success mask."""
     # A_j rows: K_i - p_i e_3 for the two image rows i (u, v): (N, J, 2, 3).
-    e3 = prep.k_mat.new_tensor([0.0, 0.0, 1.0])
+    e3 = _unit_z(prep.k_mat)
     rows = prep.k_mat[:, None, :2, :] - prep.keypoints[..., None] * e3
     rhs = -(rows @ prep.joints[..., None]).squeeze(-1)  # (N, J, 2)
     weighted_rows = rows * prep.weights[..., None, None]
@@ -414,8 +417,14 @@ def _well_conditioned(normal: torch.Tensor) -> torch.Tensor:
     finite = torch.isfinite(normal).flatten(1).all(dim=1)
     safe = torch.where(finite[:, None, None], normal, torch.eye(3, dtype=normal.dtype,
                                                                    device=normal.device))
-    eig = torch.linalg.eigvalsh(safe)  # (N, 3) ascending
-    return finite & (eig[:, 0] > _RCOND * eig[:, 2].abs()) & (eig[:, 2] > 0)
+    # smallest eigenvalue above _RCOND x the trace (the largest, up to 3x), tested as
+    # "A - _RCOND trace(A) I is positive definite": a Cholesky that reports failure instead
+    # of raising, so on a GPU nothing waits for the device (eigvalsh checks its errors there)
+    trace = safe.diagonal(dim1=1, dim2=2).sum(dim=1)  # (N,)
+    shifted = safe - (_RCOND * trace)[:, None, None] * torch.eye(3, dtype=safe.dtype,
+                                                                 device=safe.device)
+    _, info = torch.linalg.cholesky_ex(shifted)
+    return finite & (info == 0) & (trace > 0)
 
 
 def _push_in_front(prep: _Prepared, trans: torch.Tensor,
@@ -449,9 +458,16 @@ def _evaluate(prep: _Prepared, trans: torch.Tensor, jacobian: bool = True
     jac = None
     if jacobian:
         # d proj_i / d t = (K_i - proj_i e_3) / z for the image rows i: (N, J, 2, 3).
-        e3 = prep.k_mat.new_tensor([0.0, 0.0, 1.0])
+        e3 = _unit_z(prep.k_mat)
         jac = (prep.k_mat[:, None, :2, :] - proj[..., None] * e3) / safe_depth[..., None, None]
     return proj - prep.keypoints, depth, jac
+
+
+def _unit_z(like: torch.Tensor) -> torch.Tensor:
+    """(0, 0, 1) on ``like``'s device, filled there (an upload would wait for the device)."""
+    e3 = torch.zeros(3, dtype=like.dtype, device=like.device)
+    e3[2] = 1.0
+    return e3
 
 
 def _robust_cost(norms: torch.Tensor, scale: torch.Tensor, weights: torch.Tensor,

@@ -1,9 +1,13 @@
-"""BEV's removal of duplicate and isolated far-away detections, as (N,) keep masks.
+"""BEV's removal of duplicate and isolated far-away detections, as keep masks.
 
-Both filters evaluate all people at once (pairwise N x N matrices) and decide every removal
-from the same unfiltered set, like the reference: a person removed because of one pair can
-still cause the removal of another. :func:`bev_keep_mask` runs both, in the reference's
-order, for a whole batch of images at once: pairs are only formed within an image.
+Both filters evaluate all people of an image at once (pairwise K x K matrices) and decide
+every removal from the same unfiltered set, like the reference: a person removed because of
+one pair can still cause the removal of another. Pairs are only formed within an image.
+
+The filters work on people laid out in K slots per image, (B, K, ...), with a mask of the
+occupied slots: :func:`bev_keep_slots` is what the padded post-processing calls, with no
+data-dependent shape anywhere. :func:`bev_keep_mask` takes the compact (N, ...) layout of a
+batch and :func:`duplicate_suppression_mask` / :func:`outlier_mask` one image's people.
 """
 
 from __future__ import annotations
@@ -47,12 +51,11 @@ def duplicate_suppression_mask(pj2d_org: torch.Tensor, cam_scale: torch.Tensor,
     Returns:
         (N,) bool, True for the people to keep.
     """
-    num = pj2d_org.shape[0]
-    limit = torch.full((num,), thresh * max(image_size) / REFERENCE_IMAGE_SIDE,
+    rank = _rank(cam_scale, center_confs, conf_based)
+    valid = torch.ones_like(cam_scale, dtype=torch.bool)
+    limit = torch.full((1,), thresh * max(image_size) / REFERENCE_IMAGE_SIDE,
                        dtype=pj2d_org.dtype, device=pj2d_org.device)
-    group = torch.zeros(num, dtype=torch.long, device=pj2d_org.device)
-    return _duplicate_keep(pj2d_org, cam_scale, limit, group, _rank(cam_scale, center_confs,
-                                                                    conf_based))
+    return _duplicate_keep(pj2d_org[None], cam_scale[None], limit, valid[None], rank[None])[0]
 
 
 def outlier_mask(cam_trans: torch.Tensor, cam_scale: torch.Tensor,
@@ -74,8 +77,9 @@ def outlier_mask(cam_trans: torch.Tensor, cam_scale: torch.Tensor,
     Returns:
         (N,) bool, True for the people to keep.
     """
-    group = torch.zeros(cam_trans.shape[0], dtype=torch.long, device=cam_trans.device)
-    return _outlier_keep(cam_trans, cam_scale, group, relative_scale_thresh, scale_thresh)
+    valid = torch.ones_like(cam_scale, dtype=torch.bool)
+    return _outlier_keep(cam_trans[None], cam_scale[None], valid[None], relative_scale_thresh,
+                         scale_thresh)[0]
 
 
 def bev_keep_mask(pj2d_org: torch.Tensor, cam: torch.Tensor, cam_trans: torch.Tensor,
@@ -89,14 +93,17 @@ def bev_keep_mask(pj2d_org: torch.Tensor, cam: torch.Tensor, cam_trans: torch.Te
 
     Equivalent to running the reference's ``suppressing_redundant_prediction_via_projection``
     and then ``remove_outlier`` on each image separately (the outlier statistics use only the
-    people that survived the first filter), with no per-image or per-person loop.
+    people that survived the first filter), with no per-image or per-person loop. The people
+    are laid out in per-image slots and filtered by :func:`bev_keep_slots`; that needs the
+    largest people count of an image, so this waits for the device once (the padded
+    post-processing calls :func:`bev_keep_slots` directly and does not).
 
     Args:
         pj2d_org: (N, J, 2) projected joints, original-image pixels.
         cam: (N, 3) BEV camera (scale first).
         cam_trans: (N, 3) translations, metres.
         center_confs: (N,) center scores.
-        batch_ids: (N,) image index of each person.
+        batch_ids: (N,) image index of each person (any order).
         image_sizes: (height, width) of every image of the batch.
         nms_thresh, relative_scale_thresh, scale_thresh, conf_based: see
             :func:`duplicate_suppression_mask` and :func:`outlier_mask`.
@@ -104,17 +111,62 @@ def bev_keep_mask(pj2d_org: torch.Tensor, cam: torch.Tensor, cam_trans: torch.Te
     Returns:
         (N,) bool, True for the people to keep.
     """
+    num, device = batch_ids.shape[0], batch_ids.device
+    if num == 0:
+        return torch.ones(0, dtype=torch.bool, device=device)
+    num_images = len(image_sizes)
+    members = batch_ids[:, None] == torch.arange(num_images, device=device)  # (N, B)
+    slot = members.long().cumsum(0)[torch.arange(num, device=device), batch_ids] - 1  # (N,)
+    capacity = int(members.sum(0).max())
+
+    def to_slots(values: torch.Tensor, fill=0) -> torch.Tensor:
+        out = values.new_full((num_images, capacity) + values.shape[1:], fill)
+        out[batch_ids, slot] = values
+        return out  # (B, K, ...)
+
     sides = torch.tensor([max(size) for size in image_sizes], dtype=pj2d_org.dtype,
-                         device=pj2d_org.device)  # (B,)
-    limit = nms_thresh * sides[batch_ids] / REFERENCE_IMAGE_SIDE  # (N,)
-    scale = cam[:, 0]
-    keep = _duplicate_keep(pj2d_org, scale, limit, batch_ids,
-                           _rank(scale, center_confs, conf_based))
-    # Removed people no longer count for the outlier statistics: give them their own group.
-    survivors_group = torch.where(keep, batch_ids, -1 - torch.arange(
-        batch_ids.shape[0], device=batch_ids.device))
-    return keep & _outlier_keep(cam_trans, scale, survivors_group, relative_scale_thresh,
-                                scale_thresh)
+                         device=device)  # (B,)
+    keep = bev_keep_slots(to_slots(pj2d_org), to_slots(cam), to_slots(cam_trans),
+                          to_slots(center_confs), to_slots(torch.ones_like(batch_ids,
+                                                                           dtype=torch.bool),
+                                                            False),
+                          sides, nms_thresh=nms_thresh,
+                          relative_scale_thresh=relative_scale_thresh,
+                          scale_thresh=scale_thresh, conf_based=conf_based)
+    return keep[batch_ids, slot]
+
+
+def bev_keep_slots(pj2d_org: torch.Tensor, cam: torch.Tensor, cam_trans: torch.Tensor,
+                   center_confs: torch.Tensor, valid: torch.Tensor, image_sides: torch.Tensor,
+                   nms_thresh: float = DEFAULT_NMS_THRESH,
+                   relative_scale_thresh: float = DEFAULT_RELATIVE_SCALE_THRESH,
+                   scale_thresh: float = DEFAULT_OUTLIER_SCALE_THRESH,
+                   conf_based: bool = False) -> torch.Tensor:
+    """:func:`bev_keep_mask` for people in K fixed slots per image, never reading a value.
+
+    Slots whose ``valid`` is False are empty: they neither remove nor count for anyone, and
+    they are not kept. Nothing here depends on the data for its shapes, so on a GPU no step
+    waits for the device.
+
+    Args:
+        pj2d_org: (B, K, J, 2) projected joints, original-image pixels.
+        cam: (B, K, 3) BEV camera (scale first).
+        cam_trans: (B, K, 3) translations, metres.
+        center_confs: (B, K) center scores.
+        valid: (B, K) bool, the occupied slots.
+        image_sides: (B,) the longer side of each original image, pixels.
+        nms_thresh, relative_scale_thresh, scale_thresh, conf_based: see
+            :func:`duplicate_suppression_mask` and :func:`outlier_mask`.
+
+    Returns:
+        (B, K) bool, True for the people to keep (always False for empty slots).
+    """
+    scale = cam[..., 0]  # (B, K)
+    limit = nms_thresh * image_sides.to(pj2d_org.dtype) / REFERENCE_IMAGE_SIDE  # (B,)
+    keep = valid & _duplicate_keep(pj2d_org, scale, limit, valid,
+                                   _rank(scale, center_confs, conf_based))
+    # people removed as duplicates no longer count for the outlier statistics
+    return keep & _outlier_keep(cam_trans, scale, keep, relative_scale_thresh, scale_thresh)
 
 
 def _rank(scale: torch.Tensor, confs: torch.Tensor | None, conf_based: bool) -> torch.Tensor:
@@ -126,43 +178,48 @@ def _rank(scale: torch.Tensor, confs: torch.Tensor | None, conf_based: bool) -> 
 
 
 def _duplicate_keep(pj2d: torch.Tensor, scale: torch.Tensor, limit: torch.Tensor,
-                    group: torch.Tensor, rank: torch.Tensor) -> torch.Tensor:
-    """Duplicate suppression within groups; ``limit`` is each person's distance threshold."""
-    num = pj2d.shape[0]
-    if num < 2:
-        return torch.ones(num, dtype=torch.bool, device=pj2d.device)
-    # (J, N, N) joint-wise distances -> (N, N) mean distance; exact (no matmul expansion),
-    # so identical poses are at distance 0.
-    per_joint = pj2d.transpose(0, 1).contiguous()  # (J, N, 2)
-    dist = torch.cdist(per_joint, per_joint,
-                       compute_mode='donot_use_mm_for_euclid_dist').mean(dim=0)
-    person_scale = scale * 2.0  # (N,)
-    pair_scale = torch.maximum(person_scale[:, None], person_scale[None, :])  # (N, N)
-    upper = torch.ones(num, num, dtype=torch.bool, device=pj2d.device).triu(diagonal=1)
-    same = group[:, None] == group[None, :]
-    close = upper & same & (dist / pair_scale < limit[:, None])  # (N, N), only i < j
-    first_loses = rank[:, None] < rank[None, :]  # i is the weaker of (i, j)
-    removed = (close & first_loses).any(dim=1) | (close & ~first_loses).any(dim=0)
+                    valid: torch.Tensor, rank: torch.Tensor) -> torch.Tensor:
+    """Duplicate suppression within each image's slots; ``limit``: (B,) distance thresholds.
+
+    Shapes: pj2d (B, K, J, 2), scale, valid and rank (B, K); returns (B, K).
+    """
+    images, slots, num_joints, _ = pj2d.shape
+    if slots < 2:
+        return torch.ones_like(valid)
+    # (B * J, K, K) joint-wise distances -> (B, K, K) mean distance; exact (no matmul
+    # expansion), so identical poses are at distance 0.
+    per_joint = pj2d.transpose(1, 2).reshape(images * num_joints, slots, 2)
+    dist = torch.cdist(per_joint, per_joint, compute_mode='donot_use_mm_for_euclid_dist')
+    dist = dist.view(images, num_joints, slots, slots).mean(dim=1)  # (B, K, K)
+    person_scale = scale * 2.0  # (B, K)
+    pair_scale = torch.maximum(person_scale[:, :, None], person_scale[:, None, :])
+    upper = torch.ones(slots, slots, dtype=torch.bool, device=pj2d.device).triu(diagonal=1)
+    both = valid[:, :, None] & valid[:, None, :]
+    close = upper & both & (dist / pair_scale < limit[:, None, None])  # only i < j
+    first_loses = rank[:, :, None] < rank[:, None, :]  # i is the weaker of (i, j)
+    removed = (close & first_loses).any(dim=2) | (close & ~first_loses).any(dim=1)
     return ~removed
 
 
-def _outlier_keep(trans: torch.Tensor, scale: torch.Tensor, group: torch.Tensor,
+def _outlier_keep(trans: torch.Tensor, scale: torch.Tensor, valid: torch.Tensor,
                   relative_thresh: float, scale_thresh: float) -> torch.Tensor:
-    """Isolated-outlier removal within groups of at least 3 people."""
-    num = trans.shape[0]
-    if num < MIN_PEOPLE_FOR_OUTLIERS:
-        return torch.ones(num, dtype=torch.bool, device=trans.device)
-    same = group[:, None] == group[None, :]  # (N, N)
-    count = same.sum(dim=1)  # (N,) people in my group, me included
-    dist = (trans[:, None] - trans[None]).norm(dim=-1)  # (N, N)
+    """Isolated-outlier removal within images of at least 3 (valid) people.
+
+    Shapes: trans (B, K, 3), scale and valid (B, K); returns (B, K).
+    """
+    if trans.shape[1] == 0:
+        return torch.ones_like(valid)
+    same = valid[:, :, None] & valid[:, None, :]  # (B, K, K)
+    count = valid.sum(dim=1, keepdim=True)  # (B, 1) people in the image
+    dist = (trans[:, :, None] - trans[:, None]).norm(dim=-1)  # (B, K, K)
     dist = torch.where(same, dist, torch.zeros_like(dist))
     # Mean of the distances to the others without the largest one: the reference sorts each
     # row and drops the first (zero, to oneself) and the last entries.
-    trimmed_sum = dist.sum(dim=1) - dist.amax(dim=1)
-    spread = trimmed_sum / (count - 2).clamp_min(1)  # (N,)
-    group_total = (same * spread[None, :]).sum(dim=1)  # (N,) sum of spreads in my group
-    others_mean = (group_total - spread) / (count - 1).clamp_min(1)
+    trimmed_sum = dist.sum(dim=2) - dist.amax(dim=2)
+    spread = trimmed_sum / (count - 2).clamp_min(1)  # (B, K)
+    spread = torch.where(valid, spread, torch.zeros_like(spread))
+    others_mean = (spread.sum(dim=1, keepdim=True) - spread) / (count - 1).clamp_min(1)
     relative = spread / others_mean
-    outlier = ((count >= MIN_PEOPLE_FOR_OUTLIERS) & (relative > relative_thresh)
+    outlier = (valid & (count >= MIN_PEOPLE_FOR_OUTLIERS) & (relative > relative_thresh)
                & (scale < scale_thresh))
     return ~outlier

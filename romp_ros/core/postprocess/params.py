@@ -101,6 +101,6 @@ def apply_cam_scale(params: torch.Tensor) -> torch.Tensor:
     """
     if params.dim() < 2 or params.shape[1] < 1:
         raise ValueError(f'expected the channels on dim 1, got shape {tuple(params.shape)}')
-    scale = torch.pow(torch.as_tensor(CAM_SCALE_BASE, dtype=params.dtype, device=params.device),
-                      params[:, :1])
+    # a Python base: no tensor uploaded to the device (which would wait for it)
+    scale = torch.pow(CAM_SCALE_BASE, params[:, :1])
     return torch.cat((scale, params[:, 1:]), dim=1)
