@@ -3,6 +3,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 ENV := source scripts/env.sh
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test`: two keep this 2-core machine busy while tests wait on
+# child processes (ROS nodes, CLI runs); files stay whole on one worker (module fixtures)
+TEST_WORKERS ?= 2
+XDIST = $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile,)
 
 .PHONY: help setup build test test-jazzy test-fast lint demo bench clean
 
@@ -16,10 +20,10 @@ build: setup  ## alias of setup (the colcon build is part of it)
 
 # The ROS suites again against ROS 2 Jazzy (scripts/setup_jazzy.sh); ROMP_ROS_JAZZY=0 skips it.
 JAZZY_TESTS = if [ "$${ROMP_ROS_JAZZY:-1}" = 0 ]; then echo 'ROMP_ROS_JAZZY=0: Jazzy pass skipped'; \
-	else source scripts/env_jazzy.sh && pytest -v -m ros --durations=10 $(PYTEST_ARGS); fi
+	else source scripts/env_jazzy.sh && pytest -v -m ros $(XDIST) --durations=10 $(PYTEST_ARGS); fi
 
 test: setup  ## the whole suite, as CI runs it (slow suites included), then the ROS suites on Jazzy
-	@$(ENV) && pytest -v --durations=25 $(PYTEST_ARGS)
+	@$(ENV) && pytest -v $(XDIST) --durations=25 $(PYTEST_ARGS)
 	@$(JAZZY_TESTS)
 
 test-jazzy: setup  ## only the ROS-marked tests, against the ROS 2 Jazzy wheels

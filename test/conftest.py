@@ -33,11 +33,19 @@ def require_ros() -> None:
 def ros_domain_id(monkeypatch) -> int:
     """A ROS_DOMAIN_ID of this test alone, also exported for child processes.
 
-    Domains 1..101 are used, derived from the pytest worker's pid and a counter so that
-    concurrent test runs on one machine do not hear each other.
+    Domains 1..100 are used. Under pytest-xdist (``make test`` runs two workers) each worker
+    owns its own share of them, so tests running at the same time never share a domain; a
+    plain run derives them from its pid and a counter, so that concurrent runs on one machine
+    are unlikely to hear each other.
     """
     require_ros()
-    domain = 1 + (os.getpid() * 7 + next(_domain_counter)) % 101
+    worker = os.environ.get('PYTEST_XDIST_WORKER', '')
+    if worker.startswith('gw'):
+        workers = max(1, int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1')))
+        span = max(1, 100 // workers)
+        domain = 1 + int(worker[2:]) % workers * span + next(_domain_counter) % span
+    else:
+        domain = 1 + (os.getpid() * 7 + next(_domain_counter)) % 100
     monkeypatch.setenv('ROS_DOMAIN_ID', str(domain))
     monkeypatch.setenv('ROS_LOCALHOST_ONLY', '1')
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
