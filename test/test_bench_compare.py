@@ -57,8 +57,11 @@ def test_default_variants_follow_the_device_and_what_is_installed():
     gpu = default_variants('romp', 'cuda:0', reference=False, bf16=True)
     labels = [v.label for v in gpu]
     assert 'ours torch fp16' in labels and not any('openvino' in label for label in labels)
-    assert [v.compile for v in gpu if 'CUDA graph' in v.label] == ['reduce-overhead']
-    assert all(v.compile == 'off' for v in cpu)
+    graphs = [v for v in gpu if 'CUDA graph' in v.label]
+    assert [v.compile for v in graphs] == ['reduce-overhead'] * 2
+    # the padded post-processing beside the compact one, all else equal
+    assert [v.postprocess for v in graphs] == ['compact', 'padded']
+    assert all(v.compile == 'off' and v.postprocess == 'compact' for v in cpu)
 
 
 @pytest.mark.slow

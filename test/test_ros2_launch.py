@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 import importlib.util
 import json
+import logging
 import os
 from pathlib import Path
 import shutil
@@ -252,9 +253,18 @@ def param_value(out: str) -> str:
 # -- the parameter-file rule of the launch files (imported from the sources) ----------------------
 def _launch_module(name: str):
     require_ros2_cli()
-    spec = importlib.util.spec_from_file_location(name.replace('.', '_'), LAUNCH_DIR / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # Importing `launch` makes every logger created afterwards a LaunchLogger, which does not
+    # propagate to the root logger: the tests that run later in this process (pytest-xdist
+    # runs several files per worker) would no longer see romp_ros's log records. So our own
+    # module is imported first, and the logger class is restored after.
+    importlib.import_module('romp_ros.ros.launch_files')
+    logger_class = logging.getLoggerClass()
+    try:
+        spec = importlib.util.spec_from_file_location(name.replace('.', '_'), LAUNCH_DIR / name)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        logging.setLoggerClass(logger_class)
     return module
 
 

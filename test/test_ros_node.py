@@ -572,10 +572,16 @@ def _diag_value(peer: Peer, key: str, default: float = -1.0) -> float:
     return default
 
 
-def test_node_keeps_up_under_overload(ros_domain_id, model_files, images, tmp_path):
-    """Frames at several times the inference rate: the newest is processed, drops reported."""
+@pytest.mark.parametrize('overlap', [False, True], ids=['sequential', 'overlap_frames'])
+def test_node_keeps_up_under_overload(ros_domain_id, model_files, images, tmp_path, overlap):
+    """Frames at several times the inference rate: the newest is processed, drops reported.
+
+    With overlap_frames each batch is published after the next one started (frames are always
+    waiting here); the last one, with none after it, is still published, and in order.
+    """
     frames, rate_hz = 100, 15.0  # ~7 s; inference runs at 1-3 Hz on 2 CPU cores
-    node = NodeProcess(tmp_path, node_params(model_files, publish_overlay=False))
+    node = NodeProcess(tmp_path, node_params(model_files, publish_overlay=False,
+                                             overlap_frames=overlap))
     peer = Peer(outputs=('people', 'diagnostics'))
     small = [np.ascontiguousarray(img[::2, ::2]) for img in images]  # 320x240: cheap transport
     publish_times = {}
@@ -614,7 +620,10 @@ def test_node_keeps_up_under_overload(ros_domain_id, model_files, images, tmp_pa
           f'dropped {dropped:.0f}, inference period {period:.2f} s, latency early '
           f'{np.round(early, 2).tolist()} late {np.round(late, 2).tolist()} s')
     assert processed < frames and dropped >= frames - processed - 10
-    # latest-wins: a frame waits at most about one inference period for the worker
+    stamps = [s for _, s in done]
+    assert stamps == sorted(set(stamps)), 'each frame once, in order'
+    # latest-wins: a frame waits at most about one inference period for the worker (and,
+    # overlapped, one more for the frame started before it is published)
     assert max(late) < max(early) + 2 * period + 1.0
     assert max(latencies) < 4 * period + 2.0
 

@@ -100,7 +100,7 @@ class _Detections:
 
 @dataclasses.dataclass(frozen=True)
 class _PeopleOnDevice:
-    """Everything :meth:`Estimator._split` copies back, still on the device (N rows)."""
+    """Everything :meth:`Estimator._copy_back` copies back, still on the device (N rows)."""
 
     det: _Detections
     joints: torch.Tensor  # (N, J, 3) metres, body frame

@@ -178,6 +178,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec('qos_reliability', 'best_effort', 'reliability of the image and camera_info '
               'subscriptions (best_effort also hears reliable publishers)',
               choices=QOS_RELIABILITIES, apply=APPLY_ACTIVATE),
+    ParamSpec('overlap_frames', False, 'start the next frame before publishing the previous '
+              "one's people, so the host's tracking and publishing overlap the GPU's work on "
+              'the next frame when frames queue up (pays on a GPU with postprocess: padded; on '
+              'a CPU it only delays each frame by the next one)', apply=APPLY_ACTIVATE),
     ParamSpec('qos_depth', 5, 'queue depth of the image and camera_info subscriptions',
               min_value=1, max_value=100, apply=APPLY_ACTIVATE),
     ParamSpec('camera_model', 'raw', "what the images are: 'raw' (distorted, as the camera "
@@ -231,6 +235,7 @@ class NodeConfig:
             track_low_conf, track_high_conf, track_new_conf, track_publish_tentative,
             publish_coasting_tf: person tracking (see
             :func:`romp_ros.ros.person_ids.make_id_source`).
+        overlap_frames: start the next batch before publishing the previous one.
     """
 
     estimator: EstimatorConfig
@@ -260,6 +265,7 @@ class NodeConfig:
     track_new_conf: float = _TRACKING.new_track_conf
     track_publish_tentative: bool = _TRACKING.output_tentative
     publish_coasting_tf: bool = False
+    overlap_frames: bool = False
 
 
 def sanitize_frame_prefix(prefix: str) -> str:

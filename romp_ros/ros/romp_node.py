@@ -31,6 +31,7 @@ import re
 import signal
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from diagnostic_msgs.msg import DiagnosticArray
 import rclpy
@@ -61,6 +62,9 @@ from romp_ros.ros.params import (
 )
 from romp_ros.ros.person_ids import IdSource, make_id_source
 from romp_ros.ros.visualization import VisualizationJob, VisualizationWorker
+
+if TYPE_CHECKING:  # the estimator (and torch) is imported when the node configures
+    from romp_ros.core.estimator import PendingPrediction
 
 NODE_NAME = 'romp_node'
 # Every publication of the node: topic (relative names follow the node's namespace) -> type.
@@ -157,6 +161,15 @@ class _Worker:
     thread: threading.Thread
     stop: threading.Event
     slot: LatestPerStream[PendingFrame]
+
+
+@dataclasses.dataclass(frozen=True)
+class _InFlight:
+    """A batch whose network call was started and whose people are not published yet."""
+
+    ready: list  # (frame, decoded image, rgb pixels, camera or None), one per camera
+    pending: PendingPrediction
+    started: float  # time.monotonic() when the worker took the frames
 
 
 def stream_topic(stream: str, name: str) -> str:
@@ -323,8 +336,8 @@ class RompNode(LifecycleNode):
                 birds_eye_pub=self._pubs[stream_topic(stream, 'birds_eye')],
                 birds_eye_config=birds_eye)
         stop, slot = threading.Event(), LatestPerStream()
-        thread = threading.Thread(target=self._work, args=(stop, slot), name='romp_inference',
-                                  daemon=True)
+        thread = threading.Thread(target=self._work, args=(stop, slot, config.overlap_frames),
+                                  name='romp_inference', daemon=True)
         self._worker = _Worker(thread=thread, stop=stop, slot=slot)
         thread.start()
         self._subscribe(config)
@@ -499,25 +512,45 @@ class RompNode(LifecycleNode):
                                      self._live.latency_warn_ms, self._active, hardware, extra))
 
     # -- worker thread ----------------------------------------------------------------------
-    def _work(self, stop: threading.Event, slot: LatestPerStream[PendingFrame]) -> None:
+    def _work(self, stop: threading.Event, slot: LatestPerStream[PendingFrame],
+              overlap: bool) -> None:
+        """Take the newest frames, run them, publish; with ``overlap``, one batch behind.
+
+        With ``overlap_frames`` a batch is started (its network queued on the GPU) before the
+        previous batch is tracked and published, so the host's work on one overlaps the GPU's
+        on the next. A batch waits for the next one only if frames are already waiting: with
+        none, it is published at once.
+        """
         handler = self._log_handler
         if handler is not None:
             handler.attach_thread()
+        in_flight: _InFlight | None = None
         try:
             while not stop.is_set():
-                frames = slot.take_all(timeout=0.2)  # the newest frame of every camera
-                if not frames:
-                    continue
-                try:
-                    self._process(frames, stop)
-                except Exception as err:  # keep the node alive whatever one frame does
-                    self._stats.error()
-                    if not stop.is_set():
-                        self._warn(f'worker:{type(err).__name__}',
-                                   f'frame failed: {type(err).__name__}: {err}', error=True)
+                # the newest frame of every camera; no waiting while a batch is in flight
+                frames = slot.take_all(timeout=0.0 if in_flight is not None else 0.2)
+                started = self._guarded(self._start, frames, stop) if frames else None
+                if in_flight is not None:
+                    self._guarded(self._finish, in_flight, stop)
+                in_flight = started
+                if in_flight is not None and not overlap:
+                    self._guarded(self._finish, in_flight, stop)
+                    in_flight = None
         finally:
             if handler is not None:
                 handler.detach_thread()
+
+    def _guarded(self, step, *args):
+        """Run one step of a batch; an exception is counted and logged, never fatal."""
+        stop = args[-1]
+        try:
+            return step(*args)
+        except Exception as err:  # keep the node alive whatever one frame does
+            self._stats.error()
+            if not stop.is_set():
+                self._warn(f'worker:{type(err).__name__}',
+                           f'frame failed: {type(err).__name__}: {err}', error=True)
+            return None
 
     def _warn(self, key: str, text: str, error: bool = False) -> None:
         show, suppressed = self.warn_limiter.check(key)
@@ -569,12 +602,12 @@ class RompNode(LifecycleNode):
                        f'images, the image is {width}x{height}; K is scaled')
         return found.camera
 
-    def _process(self, frames: list[PendingFrame], stop: threading.Event) -> None:
-        """Decode the frames (one per camera), run them through one network call, publish."""
+    def _start(self, frames: list[PendingFrame], stop: threading.Event) -> _InFlight | None:
+        """Decode the frames (one per camera) and start them through one network call."""
         started = time.monotonic()
         estimator, config = self._estimator, self._config
         if estimator is None or config is None or stop.is_set():
-            return
+            return None
         ready = []  # (frame, decoded image, rgb pixels, camera or None)
         for frame in frames:
             decoded = self._decode(frame)
@@ -587,13 +620,18 @@ class RompNode(LifecycleNode):
                                   config.estimator.fov_deg)
             ready.append((frame, decoded, pixels, camera))
         if not ready or stop.is_set():
-            return
-        results = estimator.predict([r[2] for r in ready], intrinsics=[r[3] for r in ready])
+            return None
+        pending = estimator.submit([r[2] for r in ready], intrinsics=[r[3] for r in ready])
         self._largest_batch = max(self._largest_batch, len(ready))
-        for (frame, decoded, _, camera), result in zip(ready, results, strict=True):
+        return _InFlight(ready=ready, pending=pending, started=started)
+
+    def _finish(self, batch: _InFlight, stop: threading.Event) -> None:
+        """Wait for a started batch's people, then track and publish each camera's."""
+        results = batch.pending.result()
+        for (frame, decoded, _, camera), result in zip(batch.ready, results, strict=True):
             if stop.is_set():  # deactivated meanwhile: drop the frames, leave the trackers alone
                 return
-            self._publish(frame, decoded, camera, result, started)
+            self._publish(frame, decoded, camera, result, batch.started)
 
     def _publish(self, frame: PendingFrame, decoded, camera, result, started: float) -> None:
         """Track one camera's result and publish its people, TF and visualization."""
