@@ -8,9 +8,13 @@ Stages, all batched over every person of every image on the model's device:
 4. the SMPL body model for all people at once (``body``),
 5. projection to the original image and the translation solve, with the image's real camera
    when given: K, and the lens for raw images of a distorted camera (``geometry``),
-6. a split into one :class:`FrameResult` per image.
+6. one packed copy to the host, and a split into one :class:`FrameResult` per image.
 
-No per-person Python loop runs in this path.
+No per-person Python loop runs in this path. People travel through it in one of two layouts
+(``EstimatorConfig.postprocess``): 'compact', only the people found, which reads the people
+count back from the device after the center search; or 'padded', ``max_people`` slots per
+image and a mask, which reads nothing back until the copy in step 6, so that on a GPU the host
+can queue the next batch meanwhile (:meth:`Estimator.submit`).
 """
 
 from __future__ import annotations
