@@ -942,14 +942,14 @@ def test_deactivate_returns_while_a_frame_is_in_flight(ros_domain_id, model_file
         assert run.send_until_answered('front', image_msg(images[0], 1, 'cam'))
         # hold the next inference inside the estimator (the real one, entered and gated)
         entered, gate = threading.Event(), threading.Event()
-        predict = node._estimator.predict
+        submit = node._estimator.submit
 
         def held(*args, **kwargs):
             entered.set()
             gate.wait(FRAME_TIMEOUT_S)
-            return predict(*args, **kwargs)
+            return submit(*args, **kwargs)
 
-        node._estimator.predict = held
+        node._estimator.submit = held
         run.images['front'].publish(image_msg(images[1], 2, 'cam'))
         assert run.spin_until(entered.is_set), 'the frame never reached the estimator'
         worker = node._worker.thread
@@ -961,7 +961,7 @@ def test_deactivate_returns_while_a_frame_is_in_flight(ros_domain_id, model_file
         assert not worker.is_alive()
         run.spin_until(lambda: False, 1.0)
         assert not run.stamped('front', 2), 'the frame in flight is dropped, not published'
-        node._estimator.predict = predict
+        node._estimator.submit = submit
         assert node.trigger_activate() == success
         assert run.send_until_answered('front', image_msg(images[2], 3, 'cam'))
         assert node.trigger_deactivate() == success
