@@ -529,22 +529,21 @@ class RompNode(LifecycleNode):
             while not stop.is_set():
                 # the newest frame of every camera; no waiting while a batch is in flight
                 frames = slot.take_all(timeout=0.0 if in_flight is not None else 0.2)
-                started = self._guarded(self._start, frames, stop) if frames else None
+                started = self._guarded(stop, self._start, frames) if frames else None
                 if in_flight is not None:
-                    self._guarded(self._finish, in_flight, stop)
+                    self._guarded(stop, self._finish, in_flight)
                 in_flight = started
                 if in_flight is not None and not overlap:
-                    self._guarded(self._finish, in_flight, stop)
+                    self._guarded(stop, self._finish, in_flight)
                     in_flight = None
         finally:
             if handler is not None:
                 handler.detach_thread()
 
-    def _guarded(self, step, *args):
-        """Run one step of a batch; an exception is counted and logged, never fatal."""
-        stop = args[-1]
+    def _guarded(self, stop: threading.Event, step, work):
+        """``step(work, stop)`` for one batch; an exception is counted and logged, never fatal."""
         try:
-            return step(*args)
+            return step(work, stop)
         except Exception as err:  # keep the node alive whatever one frame does
             self._stats.error()
             if not stop.is_set():
