@@ -60,8 +60,8 @@ def test_default_variants_follow_the_device_and_what_is_installed():
     graphs = [v for v in gpu if 'CUDA graph' in v.label]
     assert [v.compile for v in graphs] == ['reduce-overhead'] * 2
     # the padded post-processing beside the compact one, all else equal
-    assert [v.postprocess for v in graphs] == ['compact', 'padded']
-    assert all(v.compile == 'off' and v.postprocess == 'compact' for v in cpu)
+    assert [v.postprocess for v in graphs] == [None, 'padded']  # None: --postprocess's
+    assert all(v.compile == 'off' and v.postprocess is None for v in cpu)
 
 
 @pytest.mark.slow

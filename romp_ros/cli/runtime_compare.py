@@ -42,7 +42,8 @@ class Variant:
             post-processing work equal when a variant's maps find more people (int8 on
             untrained, seeded weights).
         compile: the torch runtime's ``torch.compile`` mode ('off' = eager).
-        postprocess: 'compact' or 'padded' (see ``EstimatorConfig.postprocess``).
+        postprocess: 'compact' or 'padded' (see ``EstimatorConfig.postprocess``); None
+            keeps the configuration's (``--postprocess``).
     """
 
     label: str
@@ -52,7 +53,7 @@ class Variant:
     checkpoint: str | None = None
     max_people: int | None = None
     compile: str = 'off'
-    postprocess: str = 'compact'
+    postprocess: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ def _build(variant: Variant, config: EstimatorConfig, reference_files: dict | No
                                        checkpoint=variant.checkpoint or config.checkpoint,
                                        max_people=variant.max_people or config.max_people,
                                        compile=variant.compile, color_order='rgb',
-                                       postprocess=variant.postprocess))
+                                       postprocess=variant.postprocess or config.postprocess))
         return lambda frame: est.predict([frame])[0].num_people
     from romp_ros.cli.reference_pipelines import ReferenceBev, ReferenceRomp
     from romp_ros.core.estimator import default_checkpoint_path, resolve_device
