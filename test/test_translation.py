@@ -333,3 +333,31 @@ def test_empty_batches_pass_through():
                                                  torch.eye(3))
     assert solution.trans.shape == (0, 3) and solution.valid.shape == (0,)
     assert romp_reference_translation(torch.zeros(0, 24, 3), torch.zeros(0, 3)).shape == (0, 3)
+
+
+def test_conditioning_check_decides_as_the_eigenvalues_do():
+    """The solve's conditioning check (a Cholesky that reports failure, no wait for a GPU)
+    accepts exactly the normal matrices whose eigenvalues are well separated from zero."""
+    from romp_ros.core.geometry import translation
+    gen = torch.Generator().manual_seed(0)
+
+    def by_eigenvalues(normal):
+        finite = torch.isfinite(normal).flatten(1).all(dim=1)
+        safe = torch.where(finite[:, None, None], normal, torch.eye(3, dtype=normal.dtype))
+        eig = torch.linalg.eigvalsh(safe)
+        return finite & (eig[:, 0] > translation._RCOND * eig[:, 2].abs()) & (eig[:, 2] > 0)
+
+    def gram(columns, count):
+        a = torch.randn(count, 3, columns, generator=gen, dtype=torch.float64)
+        return a @ a.transpose(1, 2)
+
+    cases = {
+        'full rank': gram(3, 500), 'rank 2': gram(2, 200), 'rank 1': gram(1, 200),
+        'nearly rank 2': gram(2, 200) + 1e-13 * torch.eye(3, dtype=torch.float64),
+        'zero': torch.zeros(3, 3, 3, dtype=torch.float64), 'negative': -gram(3, 50),
+        'nan': torch.full((3, 3, 3), math.nan, dtype=torch.float64),
+    }
+    for name, normal in cases.items():
+        got = translation._well_conditioned(normal)
+        assert torch.equal(got, by_eigenvalues(normal)), name
+        assert bool(got.all()) == (name == 'full rank'), name
