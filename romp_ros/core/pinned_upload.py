@@ -18,9 +18,6 @@ import numpy as np
 import torch
 
 _ALIGN = 16  # bytes: a multiple of every element size
-_TORCH_DTYPES = {'u1': torch.uint8, 'i4': torch.int32, 'i8': torch.int64,
-                 'f2': torch.float16, 'f4': torch.float32, 'f8': torch.float64,
-                 'b1': torch.bool}
 
 
 class PinnedUploader:
@@ -95,8 +92,8 @@ def pack_into(buffer: torch.Tensor, arrays: Sequence[np.ndarray]) -> list[torch.
         offset = _aligned(offset)
         end = offset + int(array.nbytes)
         np.copyto(host[offset:end].view(array.dtype).reshape(array.shape), array)
-        views.append(buffer[offset:end].view(_TORCH_DTYPES[array.dtype.str[1:]])
-                     .view(array.shape))
+        dtype = torch.from_numpy(np.empty(0, array.dtype)).dtype  # torch's name for it
+        views.append(buffer[offset:end].view(dtype).view(array.shape))
         offset = end
     return views
 
