@@ -477,8 +477,8 @@ class Estimator:
         for row, ((h, w), k) in enumerate(zip(sizes, per_image_k, strict=True)):
             ref = default_intrinsics(h, w, REFERENCE_FOV_DEG)
             solve = k if k is not None else default_intrinsics(h, w, self.config.fov_deg)
-            rows[row, :9] = _k_matrix(ref).ravel()
-            rows[row, 9:18] = _k_matrix(solve).ravel()
+            rows[row, :9] = ref.as_matrix().ravel()
+            rows[row, 9:18] = solve.as_matrix().ravel()
             rows[row, 18] = fov_default and k is None
             rows[row, 19] = max(h, w)
         if self._table_uploader is not None:
@@ -711,12 +711,6 @@ def _warn_non_finite(count: int) -> None:
     LOG.warning('the network produced NaN/inf parameters for %d detection(s); they were '
                 'dropped. Check the checkpoint (corrupt or mismatched weights) and the '
                 'precision setting', count)
-
-
-def _k_matrix(camera: CameraIntrinsics) -> np.ndarray:
-    """(3, 3) K of a camera's focal lengths and principal point."""
-    return np.array([[camera.fx, 0.0, camera.cx], [0.0, camera.fy, camera.cy],
-                     [0.0, 0.0, 1.0]])
 
 
 def _window_camera(camera: CameraIntrinsics, window: Window) -> CameraIntrinsics:
