@@ -11,6 +11,7 @@ import pytest
 from romp_ros.core.geometry.calibration import (
     CalibrationFileError,
     CameraCalibration,
+    StreamCameras,
     calibration_from_message,
     camera_mode_for_topic,
     fit_to_image,
@@ -150,6 +151,29 @@ def test_resized_images_get_a_scaled_camera_and_crops_are_refused():
     calibration = CameraCalibration(640, 480, K, 'plumb_bob', D)
     _, warnings = image_camera(calibration, 240, 320)
     assert any('K is scaled' in w for w in warnings)
+
+
+def test_stream_cameras_pick_the_mode_by_topic_fall_back_and_warn_once(caplog):
+    calibration = CameraCalibration(640, 480, K, 'plumb_bob', D, p=P)
+    streams = StreamCameras()
+    raw = streams.for_image(calibration, 480, 640, '/front/image_raw')
+    assert raw.is_distorted and raw.k == (400.0, 402.0, 322.0, 238.0)
+    rectified = streams.for_image(calibration, 480, 640, '/front/image_rect')
+    assert not rectified.is_distorted and rectified.k == (380.0, 381.0, 318.0, 241.0)
+    # a mode given for every stream wins over the topic's name
+    forced = StreamCameras('raw').for_image(calibration, 480, 640, '/front/image_rect')
+    assert forced.is_distorted
+    caplog.set_level('WARNING')
+    for _ in range(3):  # a crop is refused: None (the default field of view), said once
+        assert streams.for_image(calibration, 512, 512, '/front/image_raw') is None
+        half = streams.for_image(calibration, 240, 320, '/front/image_raw')
+        assert half.k == (200.0, 201.0, 161.0, 119.0)
+    texts = [r.getMessage() for r in caplog.records]
+    assert len(texts) == 2, texts
+    assert texts[0].startswith('/front/image_raw: not usable for 512x512 images')
+    assert 'default field of view' in texts[0] and 'K is scaled' in texts[1]
+    with pytest.raises(ValueError, match='undistorted'):
+        StreamCameras('undistorted')
 
 
 @pytest.mark.parametrize('text, fragment', [

@@ -83,10 +83,10 @@ class _FrameCameras:
 
     def __init__(self, fixed: FixedCamera, ignore_camera_info: bool,
                  camera_model: str | None) -> None:
+        from romp_ros.core.geometry.calibration import StreamCameras
         self._fixed = fixed
         self._ignore = ignore_camera_info
-        self._mode = camera_model
-        self._said: set[str] = set()
+        self._streams = StreamCameras(camera_model or '')
 
     def for_frame(self, frame):
         """A camera for ``Estimator.predict`` (None: the default field of view)."""
@@ -99,24 +99,8 @@ class _FrameCameras:
         calibration = getattr(frame, 'camera_info', None)
         if calibration is None:
             return frame.intrinsics
-        from romp_ros.core.geometry.calibration import camera_mode_for_topic, image_camera
-        from romp_ros.core.geometry.camera_model import CameraModelError
         topic = frame.source.partition(':')[2].rpartition('#')[0]
-        mode = self._mode or camera_mode_for_topic(topic)
-        try:
-            camera, warnings = image_camera(calibration, height, width, mode)
-        except CameraModelError as err:
-            self._say(f'{frame.source}: the CameraInfo is not usable ({err}); the default '
-                      'field of view is assumed')
-            return None
-        for text in warnings:
-            self._say(f'{topic} CameraInfo: {text}')
-        return camera
-
-    def _say(self, text: str) -> None:
-        if text not in self._said:  # each distinct message once
-            self._said.add(text)
-            LOG.warning('%s', text)
+        return self._streams.for_image(calibration, height, width, topic)
 
 
 def add_parser(sub) -> None:

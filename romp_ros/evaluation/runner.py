@@ -31,10 +31,9 @@ from romp_ros.core.config import EstimatorConfig
 from romp_ros.core.geometry.calibration import (
     CAMERA_MODES,
     CameraCalibration,
+    StreamCameras,
     calibration_from_message,
-    camera_mode_for_topic,
     fit_to_image,
-    image_camera,
 )
 from romp_ros.core.geometry.camera_model import CameraModel, CameraModelError
 from romp_ros.core.image_decoding import ImageDecodeError
@@ -363,7 +362,7 @@ class _CameraChoice:
 
     def __init__(self, source: PredictionSource) -> None:
         self._source = source
-        self._said: set[str] = set()
+        self._streams = StreamCameras(source.camera_model)
 
     def for_calibration(self, calibration: CameraCalibration | None, height: int, width: int,
                         topic: str = '') -> CameraIntrinsics | CameraModel | None:
@@ -375,16 +374,7 @@ class _CameraChoice:
             calibration = fixed
         if calibration is None:
             return None
-        mode = self._source.camera_model or camera_mode_for_topic(topic)
-        try:
-            camera, warnings = image_camera(calibration, height, width, mode)
-        except CameraModelError as err:
-            self._say(f'{topic or "camera"}: not usable for {width}x{height} images ({err}); '
-                      'the default field of view is assumed')
-            return None
-        for text in warnings:
-            self._say(f'{topic or "camera"}: {text}')
-        return camera
+        return self._streams.for_image(calibration, height, width, topic)
 
     def for_label(self, label: Any, height: int, width: int
                   ) -> CameraIntrinsics | CameraModel | None:
@@ -396,14 +386,9 @@ class _CameraChoice:
                                  label.distortion_model, tuple(label.d))
             return fit_to_image(camera, height, width)[0]
         except CameraModelError as err:
-            self._say(f'dataset camera not usable for {width}x{height} images ({err}); the '
-                      'default field of view is assumed')
+            self._streams.warn_once(f'dataset camera not usable for {width}x{height} images '
+                                    f'({err}); the default field of view is assumed')
             return None
-
-    def _say(self, text: str) -> None:
-        if text not in self._said:
-            self._said.add(text)
-            LOG.warning('%s', text)
 
 
 def _feed_image_message(session: EvaluationSession, bag: BagReader, message: BagMessage,

@@ -29,11 +29,14 @@ warning, for the caller to log.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import logging
 import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from romp_ros.core.geometry.camera_model import CameraModel, CameraModelError
+
+LOG = logging.getLogger(__name__)
 
 CAMERA_MODES = ('raw', 'rectified')
 _IDENTITY_3X3 = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
@@ -230,6 +233,46 @@ def camera_mode_for_topic(topic: str) -> str:
     """
     parts = [part for part in topic.split('/') if part]
     return 'rectified' if any(part.startswith('image_rect') for part in parts) else 'raw'
+
+
+class StreamCameras:
+    """The camera of each image of recorded streams (bags, datasets), from their calibrations.
+
+    Replays must not stop at one bad calibration: one that cannot serve an image gives None
+    (the caller's default field of view) and a warning. Each distinct warning is logged once,
+    not once per frame.
+
+    Args:
+        mode: 'raw' or 'rectified' for every stream; '' decides per topic
+            (:func:`camera_mode_for_topic`).
+    """
+
+    def __init__(self, mode: str = '') -> None:
+        if mode not in ('',) + CAMERA_MODES:
+            raise ValueError(f'mode={mode!r}; choose one of {CAMERA_MODES}, or "" (per topic)')
+        self._mode = mode
+        self._said: set[str] = set()
+
+    def for_image(self, calibration: CameraCalibration, height: int, width: int,
+                  topic: str = '') -> CameraModel | None:
+        """The camera of an image of (height, width) on ``topic``; None where unusable."""
+        mode = self._mode or camera_mode_for_topic(topic)
+        name = topic or 'camera'
+        try:
+            camera, warnings = image_camera(calibration, height, width, mode)
+        except CameraModelError as err:
+            self.warn_once(f'{name}: not usable for {width}x{height} images ({err}); the '
+                           'default field of view is assumed')
+            return None
+        for text in warnings:
+            self.warn_once(f'{name}: {text}')
+        return camera
+
+    def warn_once(self, text: str) -> None:
+        """Log ``text`` as a warning unless it was logged already."""
+        if text not in self._said:
+            self._said.add(text)
+            LOG.warning('%s', text)
 
 
 def fit_to_image(camera: CameraModel, height: int, width: int) -> tuple[CameraModel, bool]:
