@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from romp_ros.cli.model_flags import BACKBONE_CHOICES, MODEL_CHOICES
+from romp_ros.core.config import BACKBONE_NAMES, MODEL_NAMES
 
 LOG = logging.getLogger(__name__)
 
@@ -116,8 +116,8 @@ def add_parser(sub) -> None:
                     'of people). The result is checked against torch with ONNX Runtime when '
                     'it is installed.')
     p.add_argument('--format', choices=('onnx',), default='onnx', help='output format')
-    p.add_argument('--model', choices=MODEL_CHOICES, default='romp', help='network')
-    p.add_argument('--backbone', choices=BACKBONE_CHOICES, default='hrnet32',
+    p.add_argument('--model', choices=MODEL_NAMES, default='romp', help='network')
+    p.add_argument('--backbone', choices=BACKBONE_NAMES, default='hrnet32',
                    help='feature extractor (BEV: hrnet32)')
     p.add_argument('--checkpoint', type=Path, default=None,
                    help="weights (.pkl/.pth/.safetensors); default: the model's official file "

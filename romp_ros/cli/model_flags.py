@@ -5,16 +5,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-MODEL_CHOICES = ('romp', 'bev')
-BACKBONE_CHOICES = ('hrnet32', 'resnet50', 'efficientnet_v2_s')
-RUNTIME_CHOICES = ('torch', 'onnxruntime', 'openvino')
+# romp_ros.core.config imports neither numpy nor torch, so `--help` stays fast
+from romp_ros.core.config import (
+    BACKBONE_NAMES,
+    COMPILE_MODES,
+    MODEL_NAMES,
+    POSTPROCESS_LAYOUTS,
+    PRECISIONS,
+    RUNTIME_NAMES,
+)
 
 
 def add_model_flags(parser: argparse.ArgumentParser, *, models_dir_required: bool = True) -> None:
     """Add --model, --backbone, --checkpoint, --models-dir and the inference settings."""
-    parser.add_argument('--model', choices=MODEL_CHOICES, default='romp',
+    parser.add_argument('--model', choices=MODEL_NAMES, default='romp',
                         help='network: romp (2D center map) or bev (3D center map, children)')
-    parser.add_argument('--backbone', choices=BACKBONE_CHOICES, default='hrnet32',
+    parser.add_argument('--backbone', choices=BACKBONE_NAMES, default='hrnet32',
                         help='feature extractor; official weights exist for hrnet32 (ROMP, '
                              'BEV) and resnet50 (ROMP); efficientnet_v2_s is the light one')
     parser.add_argument('--checkpoint', type=Path, default=None,
@@ -29,24 +35,23 @@ def add_model_flags(parser: argparse.ArgumentParser, *, models_dir_required: boo
                         help='at most this many people per image (1..64)')
     parser.add_argument('--device', default='auto',
                         help="'auto' (CUDA if available), 'cpu' or 'cuda:N'")
-    parser.add_argument('--precision', choices=('fp32', 'fp16', 'bf16'), default='fp32',
+    parser.add_argument('--precision', choices=PRECISIONS, default='fp32',
                         help='network precision: fp16/bf16 on CUDA (torch; onnxruntime with '
                              'TensorRT: fp16), bf16 on the CPU with --runtime openvino; '
                              'post-processing stays fp32')
     parser.add_argument('--input-size', type=int, default=None, metavar='S',
                         help='network input side in pixels (default: the size a `romp-ros '
                              "train` checkpoint records, else 512, the official weights')")
-    parser.add_argument('--runtime', choices=RUNTIME_CHOICES, default='torch',
+    parser.add_argument('--runtime', choices=RUNTIME_NAMES, default='torch',
                         help='where the network runs: torch, onnxruntime or openvino (pip '
                              "install 'romp-ros[fast]'); --checkpoint may then be a .onnx "
                              'file from `romp-ros export`. openvino with --precision bf16 is '
                              'the fastest on CPUs with AMX / AVX512-BF16 (docs/performance.md)')
-    parser.add_argument('--compile', choices=('off', 'default', 'reduce-overhead',
-                                              'max-autotune'), default='off',
+    parser.add_argument('--compile', choices=COMPILE_MODES, default='off',
                         help='torch.compile the network (runtime torch; reduce-overhead and '
                              'max-autotune replay CUDA graphs on CUDA): compiled at start-up, '
                              'minutes the first time, cached in ~/.cache/romp_ros/inductor')
-    parser.add_argument('--postprocess', choices=('compact', 'padded'), default='compact',
+    parser.add_argument('--postprocess', choices=POSTPROCESS_LAYOUTS, default='compact',
                         help='padded: keep --max-people slots per image through '
                              'post-processing, so it never waits for a GPU before the copy '
                              'back (lower --max-people to the crowd you expect); same results')
