@@ -22,18 +22,16 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
 import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from romp_ros.core.config import ConfigError
 from romp_ros.msg import JobProgress, PersonMeshArray
+from romp_ros.ros.lifecycle import WorkingLifecycleNode, run_node
 from romp_ros.ros.offline_params import (
     OFFLINE_PARAMETERS,
     OFFLINE_PARAMETERS_BY_NAME,
@@ -86,7 +84,7 @@ class _Progress:
         return msg
 
 
-class OfflineNode(LifecycleNode):
+class OfflineNode(WorkingLifecycleNode):
     """Lifecycle node running one offline job (module docstring)."""
 
     def __init__(self, **kwargs) -> None:
@@ -114,14 +112,14 @@ class OfflineNode(LifecycleNode):
             self._core_logger.setLevel(logging.INFO)
 
     @property
-    def autostart(self) -> bool:
-        """Whether ``main`` configures and activates the node at start-up."""
-        return bool(self.get_parameter('autostart').value)
-
-    @property
     def finished(self) -> bool:
         """A batch job ended and the node should exit (``exit_when_done``)."""
         return self._finished.is_set()
+
+    @property
+    def failed(self) -> bool:
+        """The job ended in failure."""
+        return self._progress is not None and self._progress.state == 'failed'
 
     # -- lifecycle --------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -166,35 +164,14 @@ class OfflineNode(LifecycleNode):
         self._timer = self.create_timer(job.progress_period_s, self._tick)
         return result
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Live: write the report. Training: stop after the current step (checkpointed)."""
-        self._halt()
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Forget the job and remove the publishers."""
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Finish whatever runs (a live report is written) from any state."""
-        self._halt()
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Recover to unconfigured."""
-        self._halt()
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
     def destroy_node(self) -> None:
         """Detach the log forwarding (restoring the library logger) and destroy the node."""
         self._core_logger.removeHandler(self._handler)
         self._core_logger.setLevel(self._previous_level)
         super().destroy_node()
 
-    def _halt(self) -> None:
+    def _stop_work(self) -> None:
+        """Live: write the report. Training: stop after the current step (checkpointed)."""
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
@@ -368,14 +345,7 @@ class _ForwardLog(logging.Handler):
         self._node = node
 
     def emit(self, record: logging.LogRecord) -> None:
-        logger = self._node.get_logger()
-        text = record.getMessage()
-        if record.levelno >= logging.ERROR:
-            logger.error(text)
-        elif record.levelno >= logging.WARNING:
-            logger.warning(text)
-        else:
-            logger.info(text)
+        self._node.log_at(record.levelno, record.getMessage())
 
 
 _HEADLINE = ('mpjpe_mm', 'pa_mpjpe_mm', 'root_error_mm', 'pck3d_150_matched',
@@ -404,44 +374,8 @@ def main(args=None) -> int:
     invalid parameters.
     """
     from rclpy.exceptions import InvalidParameterValueException, ParameterException
-    from rclpy.signals import SignalHandlerOptions
-
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-
-    def request_stop(signum, frame) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    try:
-        node = OfflineNode()
-    except (InvalidParameterValueException, ParameterException) as err:
-        rclpy.logging.get_logger(NODE_NAME).error(f'invalid parameters: {err}')
-        rclpy.try_shutdown()
-        return 2
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    status = 0
-    try:
-        if node.autostart:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                status = 1
-            elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().error('activation failed')
-                status = 1
-        while status == 0 and not stop.is_set() and not node.finished and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-        if node.finished and node._progress is not None and node._progress.state == 'failed':
-            status = 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.trigger_shutdown()
-        executor.remove_node(node)
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return status
+    return run_node(OfflineNode, NODE_NAME,
+                    (InvalidParameterValueException, ParameterException), args)
 
 
 if __name__ == '__main__':

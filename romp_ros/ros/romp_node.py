@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import itertools
 import logging
 import re
-import signal
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -36,8 +35,7 @@ from typing import TYPE_CHECKING
 from diagnostic_msgs.msg import DiagnosticArray
 import rclpy
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tf2_msgs.msg import TFMessage
@@ -52,6 +50,7 @@ from romp_ros.ros import conversions
 from romp_ros.ros.camera_info import CameraInfoStore
 from romp_ros.ros.diagnostics import NodeStats, WarnLimiter, diagnostic_array
 from romp_ros.ros.frame_buffer import LatestPerStream, PendingFrame
+from romp_ros.ros.lifecycle import WorkingLifecycleNode, run_node
 from romp_ros.ros.params import (
     PARAMETERS_BY_NAME,
     NodeConfig,
@@ -141,13 +140,7 @@ class _ForwardToRosLog(logging.Handler):
         if not show:
             return
         text = record.getMessage() + (f' ({suppressed} similar suppressed)' if suppressed else '')
-        logger = self._node.get_logger()
-        if record.levelno >= logging.ERROR:
-            logger.error(text)
-        elif record.levelno >= logging.WARNING:
-            logger.warning(text)
-        else:
-            logger.info(text)
+        self._node.log_at(record.levelno, text)
 
 
 @dataclass
@@ -177,7 +170,7 @@ def stream_topic(stream: str, name: str) -> str:
     return f'{stream}/{name}' if stream else name
 
 
-class RompNode(LifecycleNode):
+class RompNode(WorkingLifecycleNode):
     """Lifecycle node running ROMP / BEV on a camera stream (see the module docstring)."""
 
     def __init__(self, **kwargs) -> None:
@@ -222,11 +215,6 @@ class RompNode(LifecycleNode):
         self._fov_warned: set[str] = set()
         self._log_handler = _ForwardToRosLog(self)
         logging.getLogger('romp_ros').addHandler(self._log_handler)
-
-    @property
-    def autostart(self) -> bool:
-        """Whether ``main`` configures and activates the node at start-up."""
-        return bool(self._values['autostart'])
 
     # -- parameters -------------------------------------------------------------------------
     def _check_combination(self, changes: dict) -> str:
@@ -318,7 +306,7 @@ class RompNode(LifecycleNode):
             self._activate(node_config(self._values))
         except Exception as err:  # e.g. an invalid remapped topic name; undo what was made
             self.get_logger().error(f'activate failed: {type(err).__name__}: {err}')
-            self._deactivate()
+            self._stop_work()
             super().on_deactivate(state)
             return TransitionCallbackReturn.FAILURE
         return TransitionCallbackReturn.SUCCESS
@@ -345,31 +333,6 @@ class RompNode(LifecycleNode):
         topics = ', '.join(self._image_topic(config, s) for s in self._streams)
         self.get_logger().info(f'active: listening on {topics} '
                                f'({config.qos_reliability}, depth {config.qos_depth})')
-
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Stop listening and inferring, delete the markers, disable the publishers.
-
-        Returns at once: a frame the worker is still inferring is dropped when it finishes.
-        """
-        self._deactivate()
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Release the estimator (and its device memory) and the publishers."""
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Deactivate and clean up from whatever state the node is in."""
-        self._deactivate()
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Recover to unconfigured after an error in a transition."""
-        self._deactivate()
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
 
     def destroy_node(self) -> None:
         """Wait (bounded) for deactivated workers, detach the log forwarding, destroy."""
@@ -412,8 +375,10 @@ class RompNode(LifecycleNode):
         base = resolve(name) if resolve is not None else name
         return f'{base}/compressed' if config.image_transport == 'compressed' else base
 
-    def _deactivate(self) -> None:
-        """Undo :meth:`_activate`, also a partial one (each resource is checked).
+    def _stop_work(self) -> None:
+        """Stop listening and inferring, and delete the markers (undoes :meth:`_activate`).
+
+        A partial activation is undone too: each resource is checked.
 
         Does not wait for the inference worker: it is told to stop, its slot is closed, and a
         frame it is still inferring is dropped (its stop flag is checked before publishing).
@@ -683,43 +648,8 @@ class RompNode(LifecycleNode):
 def main(args=None) -> int:
     """Run the node until SIGINT/SIGTERM; exit status 1 when autostart fails to configure."""
     from rclpy.exceptions import InvalidParameterValueException, ParameterException
-    from rclpy.signals import SignalHandlerOptions
-
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-
-    def request_stop(signum, frame) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    try:
-        node = RompNode()
-    except (InvalidParameterValueException, ParameterException, ConfigError) as err:
-        rclpy.logging.get_logger(NODE_NAME).error(f'invalid parameters: {err}')
-        rclpy.try_shutdown()
-        return 2
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    status = 0
-    try:
-        if node.autostart and not stop.is_set():
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                status = 1  # on_configure logged the reason
-            elif not stop.is_set() and (node.trigger_activate()
-                                        != TransitionCallbackReturn.SUCCESS):
-                node.get_logger().error('activation failed')
-                status = 1
-        while status == 0 and not stop.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.trigger_shutdown()
-        executor.remove_node(node)
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return status
+    return run_node(RompNode, NODE_NAME,
+                    (InvalidParameterValueException, ParameterException, ConfigError), args)
 
 
 if __name__ == '__main__':
