@@ -36,6 +36,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 import torch
 
+from romp_ros.cli.doc_section import write_doc_section
 from romp_ros.core.geometry import solve_translation_with_camera, solve_translation_with_intrinsics
 from romp_ros.core.geometry.camera_model import CameraModel
 from romp_ros.synthetic.sequences import forward_kinematics
@@ -46,7 +47,7 @@ W, H = 640, 480
 PEOPLE = 512
 NOISE_PX = (0.0, 0.5, 2.0)
 METHODS = ('K only', 'undistort, then K', 'through the lens')
-BEGIN, END = '<!-- lens-bench:begin -->', '<!-- lens-bench:end -->'
+DOC_SECTION = 'lens-bench'
 
 
 def cameras() -> dict[str, tuple[CameraModel, tuple[float, float]]]:
@@ -182,7 +183,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', type=Path, default=ROOT / 'docs' / 'geometry.md',
-                        help=f'markdown file with {BEGIN} ... {END}')
+                        help=f'markdown file for the table (<!-- {DOC_SECTION}:begin/end -->)')
     parser.add_argument('--figure', type=Path,
                         default=ROOT / 'docs' / 'images' / 'lens_translation.png',
                         help='PNG of the error across the image')
@@ -194,9 +195,7 @@ def main() -> int:
     if args.no_write:
         return 0
     if args.out:
-        doc = args.out.read_text(encoding='utf-8')
-        start, end = doc.index(BEGIN) + len(BEGIN), doc.index(END)
-        args.out.write_text(doc[:start] + '\n' + text + '\n' + doc[end:], encoding='utf-8')
+        write_doc_section(args.out, text, name=DOC_SECTION)
     if args.figure:
         figure(rows, args.figure)
     return 0

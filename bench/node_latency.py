@@ -43,13 +43,13 @@ from runtime_fixtures import (
     SeededSetup,
     frame_1280x720,
     load_average,
-    write_section,
 )
 import torch
 
+from romp_ros.cli.doc_section import write_doc_section
+
 LOG = logging.getLogger('bench.node_latency')
-BEGIN, END = '<!-- node-latency:begin -->', '<!-- node-latency:end -->'
-STEPS_BEGIN, STEPS_END = '<!-- node-steps:begin -->', '<!-- node-steps:end -->'
+DOC_SECTION, STEPS_DOC_SECTION = 'node-latency', 'node-steps'
 INPUT_HZ = 30.0
 
 
@@ -293,7 +293,7 @@ def main() -> int:
         f'load average {load_average()}.', '', *steps_rows])
     LOG.info('%s', steps_text)
     if not args.no_write:
-        write_section(PERFORMANCE_DOC, STEPS_BEGIN, STEPS_END, steps_text)
+        write_doc_section(PERFORMANCE_DOC, steps_text, name=STEPS_DOC_SECTION)
     if args.steps_only:
         return 0
     rows = ['| case | frames | people | latency p50 / p99 ms | core predict p50 / p99 ms '
@@ -313,7 +313,7 @@ def main() -> int:
         'after.', '', *rows])
     LOG.info('%s', text)
     if not args.no_write:
-        write_section(PERFORMANCE_DOC, BEGIN, END, text)
+        write_doc_section(PERFORMANCE_DOC, text, name=DOC_SECTION)
         LOG.info('updated %s', PERFORMANCE_DOC)
     return 0
 

@@ -25,6 +25,7 @@ import skimage.data
 import torch
 from tqdm import tqdm
 
+from romp_ros.cli.doc_section import write_doc_section
 from romp_ros.core import Estimator, EstimatorConfig
 from romp_ros.core.body.prepare import prepare_models
 from romp_ros.synthetic.body_model import write_synthetic_smpl_files
@@ -32,7 +33,7 @@ from romp_ros.testing.seeded_weights import write_seeded_checkpoint
 
 LOG = logging.getLogger('bench.pipeline')
 DOC = Path(__file__).resolve().parents[1] / 'docs' / 'performance.md'
-BEGIN, END = '<!-- pipeline-bench:begin -->', '<!-- pipeline-bench:end -->'
+DOC_SECTION = 'pipeline-bench'
 
 
 def frames_bgr() -> dict[str, np.ndarray]:
@@ -99,15 +100,6 @@ def table(rows: list[dict]) -> str:
     return '\n'.join(lines)
 
 
-def write_doc(text: str) -> None:
-    doc = DOC.read_text() if DOC.exists() else f'# Performance\n\n{BEGIN}\n{END}\n'
-    if BEGIN not in doc:
-        doc += f'\n{BEGIN}\n{END}\n'
-    head, rest = doc.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    DOC.write_text(f'{head}{BEGIN}\n{text}\n{END}{tail}')
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--repeats', type=int, default=5, help='timed runs per measurement')
@@ -122,7 +114,7 @@ def main() -> int:
             + table(rows))
     LOG.info('%s', text)
     if not args.no_write:
-        write_doc(text)
+        write_doc_section(DOC, text, name=DOC_SECTION)
         LOG.info('updated %s', DOC)
     return 0
 

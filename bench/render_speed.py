@@ -44,13 +44,14 @@ import time
 import numpy as np
 import torch
 
+from romp_ros.cli.doc_section import write_doc_section
 from romp_ros.core.render import render_meshes
 from romp_ros.core.render.mesh_renderer import intrinsics_tuple
 from romp_ros.core.render.rasterizer import rasterize
 from romp_ros.core.render.shading import LightSpec, composite, palette_colors, shade
 
 LOG = logging.getLogger('bench.render_speed')
-BEGIN, END = '<!-- render-bench:begin -->', '<!-- render-bench:end -->'
+DOC_SECTION = 'render-bench'
 PEOPLE = (1, 5, 10)
 SIZES = (256, 512)
 SMPL_FACES = 13776
@@ -480,12 +481,7 @@ def main() -> None:
     text = tables(stats, agree, skipped, args.frames)
     LOG.info('\n%s', text)
     if args.out:
-        doc = args.out.read_text() if args.out.exists() else f'{BEGIN}\n{END}\n'
-        if BEGIN not in doc or END not in doc:
-            raise SystemExit(f'{args.out} lacks the markers {BEGIN} ... {END}')
-        head, rest = doc.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
-        args.out.write_text(f'{head}{BEGIN}\n{text}\n{END}{tail}')
+        write_doc_section(args.out, text, name=DOC_SECTION)
         LOG.info('updated %s', args.out)
 
 

@@ -36,17 +36,17 @@ from runtime_fixtures import (
     calibration_frames,
     eval_frames,
     load_average,
-    write_section,
 )
 from scipy.optimize import linear_sum_assignment
 import torch
 
+from romp_ros.cli.doc_section import write_doc_section
 from romp_ros.cli.runtime_compare import int8_variants
 from romp_ros.core import Estimator, EstimatorConfig
 from romp_ros.core.runtime.int8_quantization import read_calibration_images
 
 LOG = logging.getLogger('bench.runtime_accuracy')
-BEGIN, END = '<!-- runtime-accuracy:begin -->', '<!-- runtime-accuracy:end -->'
+DOC_SECTION = 'runtime-accuracy'
 MATCH_FRACTION = 0.05
 
 
@@ -242,8 +242,7 @@ def main() -> int:
         LOG.info('%s\n(load average %s)', text, load_average())
         if not args.no_write:
             name = f'runtime-accuracy-trained-{args.backbone}'
-            write_section(PERFORMANCE_DOC, f'<!-- {name}:begin -->', f'<!-- {name}:end -->',
-                          text)
+            write_doc_section(PERFORMANCE_DOC, text, name=name)
         return 0
     rows = run(args.models, args.root, not args.no_int8)
     frames = eval_frames()
@@ -252,7 +251,7 @@ def main() -> int:
             + table(rows))
     LOG.info('%s\n(load average %s)', text, load_average())
     if not args.no_write:
-        write_section(PERFORMANCE_DOC, BEGIN, END, text)
+        write_doc_section(PERFORMANCE_DOC, text, name=DOC_SECTION)
         LOG.info('updated %s', PERFORMANCE_DOC)
     return 0
 

@@ -15,7 +15,6 @@ import cv2
 import numpy as np
 import skimage.data
 
-from romp_ros.cli.runtime_compare import write_doc_section
 from romp_ros.core.body.prepare import prepare_models
 from romp_ros.synthetic.body_model import write_synthetic_smpl_files
 from romp_ros.testing.seeded_weights import write_seeded_checkpoint
@@ -95,12 +94,3 @@ def load_average() -> str:
         return Path('/proc/loadavg').read_text().split()[0]
     except OSError:
         return '?'
-
-
-def write_section(doc: Path, begin: str, end: str, text: str) -> None:
-    """Replace the text between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` of a
-    markdown file (appended when missing), as ``romp-ros bench --doc`` does."""
-    name = begin.removeprefix('<!-- ').removesuffix(':begin -->')
-    if (begin, end) != (f'<!-- {name}:begin -->', f'<!-- {name}:end -->'):
-        raise ValueError(f'not a marker pair: {begin!r} {end!r}')
-    write_doc_section(doc, text, name=name)

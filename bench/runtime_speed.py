@@ -26,10 +26,10 @@ from runtime_fixtures import (
     calibration_frames,
     frame_1280x720,
     load_average,
-    write_section,
 )
 import torch
 
+from romp_ros.cli.doc_section import write_doc_section
 from romp_ros.cli.runtime_compare import compare, default_variants, int8_variants, table_header
 from romp_ros.core import Estimator, EstimatorConfig
 
@@ -87,7 +87,7 @@ def main() -> int:
     if not args.no_write:
         # one section per thread count: 1 and 2 threads behave differently on a busy machine
         name = f'runtime-speed-{args.threads}t'
-        write_section(PERFORMANCE_DOC, f'<!-- {name}:begin -->', f'<!-- {name}:end -->', text)
+        write_doc_section(PERFORMANCE_DOC, text, name=name)
         LOG.info('updated %s', PERFORMANCE_DOC)
     return 0
 

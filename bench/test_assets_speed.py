@@ -18,13 +18,14 @@ import time
 
 import torch
 
+from romp_ros.cli.doc_section import write_doc_section
 from romp_ros.core.body.prepare import prepare_models
 from romp_ros.synthetic.body_model import write_synthetic_smpl_files
 from romp_ros.testing.seeded_weights import write_seeded_checkpoint
 
 LOG = logging.getLogger('bench.test_assets')
 DOC = Path(__file__).resolve().parents[1] / 'docs' / 'performance.md'
-BEGIN, END = '<!-- test-assets:begin -->', '<!-- test-assets:end -->'
+DOC_SECTION = 'test-assets'
 
 
 def _median_seconds(action, repeats: int) -> float:
@@ -68,14 +69,9 @@ def main() -> int:
     table = '\n'.join([
         f'{datetime.date.today()}, {platform.machine()}, {torch.get_num_threads()} torch '
         'threads; median of the repeats.', '', '| asset | seconds |', '|---|---|', *rows])
-    text = args.doc.read_text(encoding='utf-8')
-    block = f'{BEGIN}\n{table}\n{END}'
-    if BEGIN in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = (text.rstrip() + '\n\n## Test assets\n\n`bench/test_assets_speed.py`: building '
-                'the synthetic test assets (once per test session).\n\n' + block + '\n')
-    args.doc.write_text(text, encoding='utf-8')
+    write_doc_section(args.doc, table, name=DOC_SECTION,
+                      heading='## Test assets\n\n`bench/test_assets_speed.py`: building the '
+                              'synthetic test assets (once per test session).')
     return 0
 
 

@@ -23,6 +23,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from romp_ros.cli.doc_section import write_doc_section
 from romp_ros.core.geometry.rotation_numpy import geodesic_angle
 from romp_ros.core.tracking import CostWeights, SmoothingConfig, Tracker, TrackerConfig
 from romp_ros.evaluation.tracking_metrics import MotScores, summarize
@@ -40,8 +41,7 @@ from romp_ros.testing.tracking_study import (
 )
 
 LOG = logging.getLogger('bench.tracking_eval')
-BEGIN = '<!-- tracking-results:begin -->'
-END = '<!-- tracking-results:end -->'
+DOC_SECTION = 'tracking-results'
 DOC = pathlib.Path(__file__).resolve().parents[1] / 'docs' / 'tracking.md'
 
 
@@ -231,18 +231,6 @@ def _flip_markdown(seed: int) -> str:
         f'{worst(naive):.1f} deg (a flip).')
 
 
-def write_doc(path: pathlib.Path, body: str) -> None:
-    text = path.read_text() if path.exists() else ''
-    block = f'{BEGIN}\n{body}\n{END}'
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip('\n') + '\n\n## Results\n\n' + block + '\n'
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--seeds', type=int, default=5, help='seeds 0..N-1 per preset')
@@ -261,7 +249,7 @@ def main() -> None:
             f'issue 11\n\n{goal}\n\n### Smoothing\n\n{jitter}')
     LOG.info('\n%s', body)
     if not args.no_write:
-        write_doc(args.doc, body)
+        write_doc_section(args.doc, body, name=DOC_SECTION, heading='## Results')
         LOG.info('wrote %s', args.doc)
 
 

@@ -35,6 +35,7 @@ import time
 import numpy as np
 import torch
 
+from romp_ros.cli.doc_section import write_doc_section
 from romp_ros.core.render import (
     BirdsEyeConfig,
     BirdsEyePeople,
@@ -46,7 +47,7 @@ from romp_ros.core.render import (
 from romp_ros.core.results import CameraIntrinsics, FrameResult
 
 LOG = logging.getLogger('bench.visualization')
-BEGIN, END = '<!-- viz-bench:begin -->', '<!-- viz-bench:end -->'
+DOC_SECTION = 'viz-bench'
 SIZE = (480, 640)
 K = CameraIntrinsics(500.0, 500.0, 320.0, 240.0)  # 65 degrees horizontal field of view
 PEOPLE = (1, 3, 5, 8)
@@ -207,15 +208,6 @@ def table(results: dict[int, dict]) -> str:
     return '\n'.join(lines)
 
 
-def write_section(path: pathlib.Path, text: str) -> None:
-    doc = path.read_text()
-    if BEGIN not in doc or END not in doc:
-        raise SystemExit(f'{path} lacks the {BEGIN} / {END} markers')
-    head, rest = doc.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f'{head}{BEGIN}\n{text}\n{END}{tail}')
-
-
 # -- examples --------------------------------------------------------------------------------
 
 def examples(out_dir: pathlib.Path) -> None:
@@ -285,7 +277,7 @@ def main() -> int:
     text = table(measure(args.frames, args.threads))
     LOG.info('\n%s', text)
     if not args.no_write:
-        write_section(args.out, text)
+        write_doc_section(args.out, text, name=DOC_SECTION)
     return 0
 
 

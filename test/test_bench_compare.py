@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import skimage.data
 
+from romp_ros.cli.doc_section import write_doc_section
 from romp_ros.cli.reference_pipelines import ReferenceNotInstalledError, reference_module
 from romp_ros.cli.runtime_compare import (
     Variant,
     compare,
     default_variants,
     table_header,
-    write_doc_section,
 )
 from romp_ros.core import EstimatorConfig
 from romp_ros.core.runtime import runtime_available

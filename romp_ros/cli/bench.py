@@ -48,12 +48,12 @@ def _frame(args: argparse.Namespace):
 def _run_comparison(args: argparse.Namespace) -> int:
     import torch
 
+    from romp_ros.cli.doc_section import write_doc_section
     from romp_ros.cli.runtime_compare import (
         compare,
         default_variants,
         int8_variants,
         table_header,
-        write_doc_section,
     )
     config = config_from_args(args)
     if config.runtime != 'torch':

@@ -274,18 +274,3 @@ def compare(config: EstimatorConfig, frame_rgb: np.ndarray, variants: list[Varia
                              *memories.get(v, (None, None))) for v in variants]
     return Comparison(config=config, frame_size=frame_rgb.shape[:2], threads=threads,
                       results=results)
-
-
-def write_doc_section(doc: str | Path, text: str, name: str = 'compare-bench') -> None:
-    """Put ``text`` between the ``<!-- NAME:begin / end -->`` markers of a markdown file.
-
-    The markers are appended when missing.
-    """
-    begin, end = f'<!-- {name}:begin -->', f'<!-- {name}:end -->'
-    doc = Path(doc)
-    content = doc.read_text() if doc.exists() else '# Performance\n'
-    if begin not in content:
-        content = content.rstrip('\n') + f'\n\n{begin}\n{end}\n'
-    head, rest = content.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    doc.write_text(f'{head}{begin}\n{text}\n{end}{tail}')
