@@ -29,6 +29,25 @@ def require_ros() -> None:
                 '`source scripts/env.sh`')
 
 
+# thread pools of the numeric libraries, read when each starts
+_THREAD_VARIABLES = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS')
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist, one CPU thread per worker and per child process it starts.
+
+    Each worker's torch would otherwise start an OpenMP thread per core, and so would every
+    CLI and node process the tests start: with two workers on two cores that is twice the
+    threads there are cores, and OpenMP threads spin while they wait for each other. That
+    made the suite nearly twice as slow on the 2-core CI machine. Set in the controller, before
+    the workers start, so that they and their children inherit it; a value given in the
+    environment is kept.
+    """
+    if getattr(config.option, 'numprocesses', None) and not os.environ.get('PYTEST_XDIST_WORKER'):
+        for name in _THREAD_VARIABLES:
+            os.environ.setdefault(name, '1')
+
+
 @pytest.fixture
 def ros_domain_id(monkeypatch) -> int:
     """A ROS_DOMAIN_ID of this test alone, also exported for child processes.
