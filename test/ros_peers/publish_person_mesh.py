@@ -1,7 +1,8 @@
 """Subprocess peer for test_ros_pubsub: publishes a known PersonMeshArray until heard.
 
 Runs in its own process (and its own DDS participant) so the test exercises real inter-process
-transport. Exits 0 after the subscriber has been matched and messages were sent, 2 on timeout.
+transport. Exits 0 after the subscriber has been matched and messages were sent (20, or fewer when the
+subscriber leaves first), 2 on timeout.
 """
 
 import argparse
@@ -47,6 +48,8 @@ def main() -> int:
             if pub.get_subscription_count() > 0:
                 pub.publish(msg)
                 sent_after_match += 1
+            elif sent_after_match:
+                break  # the subscriber heard it and left: nobody to send to any more
             rclpy.spin_once(node, timeout_sec=0.1)
     finally:
         node.destroy_node()
