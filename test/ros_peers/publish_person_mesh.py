@@ -1,8 +1,8 @@
 """Subprocess peer for test_ros_pubsub: publishes a known PersonMeshArray until heard.
 
 Runs in its own process (and its own DDS participant) so the test exercises real inter-process
-transport. Exits 0 after the subscriber has been matched and messages were sent (20, or fewer when the
-subscriber leaves first), 2 on timeout.
+transport. Exits 0 after the subscriber has been matched and messages were sent (20, or fewer
+when the subscriber leaves first), 2 on timeout.
 """
 
 import argparse
