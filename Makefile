@@ -30,7 +30,7 @@ test-jazzy: setup  ## only the ROS-marked tests, against the ROS 2 Jazzy wheels
 	@$(JAZZY_TESTS)
 
 test-fast: setup  ## the suite without the slow tests
-	@$(ENV) && pytest -m 'not slow' $(PYTEST_ARGS)
+	@$(ENV) && pytest -m 'not slow' $(XDIST) $(PYTEST_ARGS)
 
 lint: setup  ## ruff with the ROS-flavoured flake8 rules
 	@$(ENV) && ruff check romp_ros test bench scripts launch
