@@ -962,6 +962,16 @@ def test_deactivate_returns_while_a_frame_is_in_flight(ros_domain_id, model_file
         run.spin_until(lambda: False, 1.0)
         assert not run.stamped('front', 2), 'the frame in flight is dropped, not published'
         node._estimator.submit = submit
+        # an activation that fails half-way undoes itself: the worker it started is stopped
+        subscribe = node._subscribe
+
+        def broken_subscribe(config):
+            raise ValueError('an invalid remapped topic')
+
+        node._subscribe = broken_subscribe
+        assert node.trigger_activate() == TransitionCallbackReturn.FAILURE
+        assert node._worker is None and not node._subs and node._retired
+        node._subscribe = subscribe
         assert node.trigger_activate() == success
         assert run.send_until_answered('front', image_msg(images[2], 3, 'cam'))
         assert node.trigger_deactivate() == success

@@ -306,8 +306,7 @@ class RompNode(WorkingLifecycleNode):
             self._activate(node_config(self._values))
         except Exception as err:  # e.g. an invalid remapped topic name; undo what was made
             self.get_logger().error(f'activate failed: {type(err).__name__}: {err}')
-            self._stop_work()
-            super().on_deactivate(state)
+            self.on_deactivate(state)  # stops the work and disables the publishers again
             return TransitionCallbackReturn.FAILURE
         return TransitionCallbackReturn.SUCCESS
 
