@@ -46,20 +46,20 @@ make_venv Kilted
 PINS=(-c "$ROOT/requirements/constraints.txt")
 
 if ! stamp_ok base requirements/constraints.txt; then
-  log "installing pip tooling and torch (CPU works; the wheel on this machine's disk is used)"
+  begin_step base "installing pip tooling and torch (a CPU build is enough)"
   quiet_pip base --upgrade pip wheel "setuptools<80"
   quiet_pip base "${PINS[@]}" torch torchvision
   touch "$STAMPS/base"
 fi
 
 if ! stamp_ok ros requirements/ros-kilted.txt requirements/constraints.txt; then
-  log "installing ROS 2 Kilted wheels (rclpy, messages, rosidl, ament, colcon)"
+  begin_step ros "installing ROS 2 Kilted wheels (rclpy, messages, rosidl, ament, colcon)"
   quiet_pip ros "${PINS[@]}" -r requirements/ros-kilted.txt
   touch "$STAMPS/ros"
 fi
 
 if ! stamp_ok dev requirements/dev.txt requirements/constraints.txt setup.cfg setup.py; then
-  log "installing runtime and test dependencies"
+  begin_step dev "installing runtime and test dependencies"
   quiet_pip dev "${PINS[@]}" -r requirements/dev.txt
   # the runtime dependencies declared by setup.cfg, without installing the package itself
   # shellcheck disable=SC2046

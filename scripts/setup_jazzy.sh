@@ -20,18 +20,18 @@ make_venv Jazzy
 PINS=(-c "$ROOT/requirements/constraints-jazzy.txt")
 
 if ! stamp_ok base requirements/constraints-jazzy.txt; then
-  log "installing pip tooling and torch"
+  begin_step base "installing pip tooling and torch"
   quiet_pip base --upgrade pip wheel "setuptools<80"
   quiet_pip base "${PINS[@]}" torch torchvision
   touch "$STAMPS/base"
 fi
 if ! stamp_ok ros requirements/ros-jazzy.txt requirements/constraints-jazzy.txt; then
-  log "installing ROS 2 Jazzy wheels (rclpy 7.1.6, messages, rosidl, ament, colcon)"
+  begin_step ros "installing ROS 2 Jazzy wheels (rclpy 7.1.6, messages, rosidl, ament, colcon)"
   quiet_pip ros "${PINS[@]}" -r requirements/ros-jazzy.txt
   touch "$STAMPS/ros"
 fi
 if ! stamp_ok dev requirements/dev.txt requirements/constraints-jazzy.txt setup.cfg setup.py; then
-  log "installing runtime and test dependencies"
+  begin_step dev "installing runtime and test dependencies"
   # shellcheck disable=SC2046
   quiet_pip dev "${PINS[@]}" -r requirements/dev.txt \
     $("$VENV/bin/python" "$ROOT/scripts/list_requirements.py")

@@ -23,6 +23,11 @@ stamp_ok() {  # stamp_ok NAME FILE... : true when the stamp NAME is newer than e
   return 0
 }
 
+begin_step() {  # begin_step NAME MESSAGE : say MESSAGE; NAME's pip log starts afresh
+  log "$2"
+  : >"$STAMPS/$1.log"
+}
+
 quiet_pip() {  # quiet_pip LOGNAME ARGS... : pip install into $VENV; its log shown on failure
   local name=$1; shift
   "$VENV/bin/python" -m pip --disable-pip-version-check install "$@" >>"$STAMPS/$name.log" 2>&1 \
@@ -43,8 +48,7 @@ make_venv() {  # make_venv DISTRO : $VENV from Python 3.11 (the ROS wheels are b
 
 install_ros2_cli() {  # install_ros2_cli : the ROS2_CLI_PACKAGES of $ROS2_CLI_SRC into $VENV
   stamp_ok ros2cli "$ROS2_CLI_SRC/README.md" && return 0
-  log "installing ROS 2 launch and the ros2 command from $ROS2_CLI_SRC"
-  : >"$STAMPS/ros2cli.log"
+  begin_step ros2cli "installing ROS 2 launch and the ros2 command from $ROS2_CLI_SRC"
   # their run-time dependencies (lark comes with the ROS wheels as lark-parser)
   quiet_pip ros2cli osrf-pycommon psutil pyyaml argcomplete packaging
   local copy pkg args=()
