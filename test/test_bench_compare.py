@@ -19,7 +19,7 @@ from romp_ros.cli.runtime_compare import (
     table_header,
 )
 from romp_ros.core import EstimatorConfig
-from romp_ros.core.runtime import runtime_available
+from romp_ros.core.runtime import runtime_available, runtime_runs_on
 
 
 def test_missing_reference_is_one_clear_error(monkeypatch):
@@ -62,6 +62,26 @@ def test_default_variants_follow_the_device_and_what_is_installed():
     # the padded post-processing beside the compact one, all else equal
     assert [v.postprocess for v in graphs] == [None, 'padded']  # None: --postprocess's
     assert all(v.compile == 'off' and v.postprocess is None for v in cpu)
+
+
+@pytest.mark.skipif(not runtime_available('onnxruntime'), reason='onnxruntime not installed')
+@pytest.mark.parametrize('providers', [['CPUExecutionProvider'],
+                                       ['CUDAExecutionProvider', 'CPUExecutionProvider']])
+def test_gpu_rows_leave_out_an_onnxruntime_that_cannot_use_the_gpu(monkeypatch, providers):
+    # a GPU machine with the CPU-only onnxruntime must not build (and fail on, or time on the
+    # CPU) the ONNX Runtime rows of a --device cuda:0 comparison
+    import onnxruntime
+    monkeypatch.setattr(onnxruntime, 'get_available_providers', lambda: providers)
+    on_gpu = 'CUDAExecutionProvider' in providers
+    assert runtime_runs_on('onnxruntime', 'cuda:0') == on_gpu
+    assert runtime_runs_on('onnxruntime', 'cpu') and runtime_runs_on('torch', 'cuda:1')
+    assert not runtime_runs_on('openvino', 'cuda:0')
+    labels = [v.label for v in default_variants('romp', 'cuda:0', reference=True, bf16=False)]
+    assert ('ours onnxruntime fp32' in labels) == on_gpu
+    assert ('reference ONNX Runtime' in labels) == on_gpu
+    assert 'reference torch' in labels and 'ours torch fp16' in labels
+    cpu = [v.label for v in default_variants('romp', 'cpu', reference=True, bf16=False)]
+    assert 'ours onnxruntime fp32' in cpu and 'reference ONNX Runtime' in cpu
 
 
 @pytest.mark.slow

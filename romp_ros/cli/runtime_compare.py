@@ -115,13 +115,21 @@ def table_header(gpu: bool = False) -> list[str]:
 
 
 def default_variants(model: str, device: str, reference: bool, bf16: bool) -> list[Variant]:
-    """The variants worth comparing for a model on a device, given what is installed."""
-    from romp_ros.core.runtime import runtime_available
+    """The variants worth comparing for a model on a device, given what is installed.
+
+    A runtime that cannot run on ``device`` is left out, never timed on another device: on a
+    GPU machine with the CPU-only ``onnxruntime``, neither ONNX Runtime row is built.
+    """
+    from romp_ros.core.runtime import runtime_available, runtime_runs_on
     cuda = device.startswith('cuda')
+    onnx = runtime_runs_on('onnxruntime', device)
+    if not onnx and runtime_available('onnxruntime'):
+        LOG.info('ONNX Runtime rows left out: this onnxruntime cannot run on %s '
+                 '(pip install onnxruntime-gpu in place of onnxruntime)', device)
     variants = []
     if reference:
         variants.append(Variant('reference torch', 'reference', 'torch'))
-        if model == 'romp' and runtime_available('onnxruntime'):
+        if model == 'romp' and onnx:
             variants.append(Variant('reference ONNX Runtime', 'reference', 'onnxruntime'))
     variants.append(Variant('ours torch fp32', 'ours', 'torch'))
     if cuda:
@@ -132,9 +140,9 @@ def default_variants(model: str, device: str, reference: bool, bf16: bool) -> li
         variants.append(Variant('ours torch fp16, compiled + CUDA graph, padded', 'ours',
                                 'torch', 'fp16', compile='reduce-overhead',
                                 postprocess='padded'))
-    if runtime_available('onnxruntime'):
+    if onnx:
         variants.append(Variant('ours onnxruntime fp32', 'ours', 'onnxruntime'))
-    if runtime_available('openvino') and not cuda:
+    if runtime_runs_on('openvino', device):
         variants.append(Variant('ours openvino fp32', 'ours', 'openvino'))
         if bf16:
             variants.append(Variant('ours openvino bf16', 'ours', 'openvino', 'bf16'))
@@ -152,7 +160,7 @@ def int8_variants(config: EstimatorConfig, calibration: list[np.ndarray], folder
         max_people: cap on the people of the int8 variants (see :class:`Variant`).
     """
     from romp_ros.cli.export import network_for_export
-    from romp_ros.core.runtime import runtime_available
+    from romp_ros.core.runtime import runtime_runs_on
     from romp_ros.core.runtime.int8_quantization import quantize_int8
     from romp_ros.core.runtime.onnx_graphs import export_graphs
     net, input_size = network_for_export(config, config.input_size)
@@ -160,9 +168,11 @@ def int8_variants(config: EstimatorConfig, calibration: list[np.ndarray], folder
                            calibration)
     path = Path(folder) / f'{config.model}_{config.backbone}_int8.onnx'
     graphs.save(path)
-    variants = [Variant('ours onnxruntime int8', 'ours', 'onnxruntime', checkpoint=str(path),
-                        max_people=max_people)]
-    if runtime_available('openvino') and not config.device.startswith('cuda'):
+    variants = []
+    if runtime_runs_on('onnxruntime', config.device):
+        variants.append(Variant('ours onnxruntime int8', 'ours', 'onnxruntime',
+                                checkpoint=str(path), max_people=max_people))
+    if runtime_runs_on('openvino', config.device):
         variants.append(Variant('ours openvino int8', 'ours', 'openvino', checkpoint=str(path),
                                 max_people=max_people))
     return variants

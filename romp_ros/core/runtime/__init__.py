@@ -16,7 +16,7 @@ from romp_ros.core.runtime.base import (
     NetworkRunner,
     RuntimeSetupError,
 )
-from romp_ros.core.runtime.factory import build_runner, runtime_available
+from romp_ros.core.runtime.factory import build_runner, runtime_available, runtime_runs_on
 
 __all__ = ['RUNTIME_NAMES', 'NetworkRunner', 'RuntimeSetupError', 'build_runner',
-           'runtime_available']
+           'runtime_available', 'runtime_runs_on']

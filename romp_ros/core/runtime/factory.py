@@ -26,6 +26,25 @@ def runtime_available(name: str) -> bool:
     return package is None or importlib.util.find_spec(package) is not None
 
 
+def runtime_runs_on(name: str, device: str | torch.device) -> bool:
+    """Whether a runtime is installed here and can run its network on ``device``.
+
+    OpenVINO runs on the CPU only; ONNX Runtime runs on CUDA only when its build offers the
+    CUDA execution provider (``onnxruntime-gpu``), and the CPU-only ``onnxruntime`` does not.
+    """
+    if not runtime_available(name):
+        return False
+    kind = torch.device(device).type
+    if kind == 'cpu':
+        return True
+    if kind != 'cuda' or name == 'openvino':
+        return False
+    if name == 'onnxruntime':
+        import onnxruntime
+        return 'CUDAExecutionProvider' in onnxruntime.get_available_providers()
+    return True  # torch
+
+
 def build_runner(name: str, *, model_name: str, device: torch.device, precision: str = 'fp32',
                  model: nn.Module | None = None, graphs: OnnxGraphs | None = None,
                  backbone: str = 'hrnet32', input_size: int = 512,
