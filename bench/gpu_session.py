@@ -1,0 +1,244 @@
+"""Issue 10's GPU figures in one run, for a session that is lent a GPU.
+
+For each model (by default ROMP-HRNet-32, BEV-HRNet-32 and ROMP-EfficientNetV2-S), on seeded
+weights in the official layout and the synthetic body model:
+
+1. **Side by side with the reference** at 1280x720, batch 1 (`romp_ros.cli.runtime_compare`):
+   the reference's torch path (simple-romp, when it imports) beside ours in fp32, fp16,
+   compiled with a CUDA graph, and with the padded post-processing; ONNX Runtime rows only
+   where its build has the CUDA provider. Median ms per frame, ratios, peak RSS and GPU memory.
+2. **The stages**, at batch 1 and batched (several cameras' frames in one network call): the
+   network alone, the whole pipeline, pipeline / network, frames per second and peak GPU
+   memory.
+
+The tables go into docs/performance.md (section ``gpu-session``) after each model, so a run
+that is cut short keeps what it measured, and into OUT/gpu_session.md and OUT/gpu_session.json.
+A model that would start after ``--deadline-s`` is skipped and named in the log.
+
+    bash bench/gpu_session.sh                       # on the lent machine (see its header)
+    python bench/gpu_session.py --device cpu --models romp:resnet50 --batches 1 2 \\
+        --rounds 2 --frames 2 --no-memory --out /tmp/gpu_dry   # a dry run on a CPU
+
+It needs the package alone (and simple-romp for the reference rows), not test/.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass
+import datetime
+import json
+import logging
+import os
+from pathlib import Path
+import platform
+import tempfile
+import time
+
+import cv2
+import numpy as np
+import skimage.data
+import torch
+
+from romp_ros.cli.doc_section import write_doc_section
+from romp_ros.cli.pipeline_bench import run_pipeline_bench
+from romp_ros.cli.reference_pipelines import ReferenceNotInstalledError, reference_module
+from romp_ros.cli.runtime_compare import compare, default_variants, table_header
+from romp_ros.core import EstimatorConfig
+from romp_ros.core.body.prepare import prepare_models
+from romp_ros.synthetic.body_model import write_synthetic_smpl_files
+from romp_ros.testing.seeded_weights import write_seeded_checkpoint
+
+LOG = logging.getLogger('bench.gpu_session')
+DOC = Path(__file__).resolve().parents[1] / 'docs' / 'performance.md'
+DOC_SECTION = 'gpu-session'
+# the reference ships HRNet-32 weights only, so only those rows have a reference beside them
+REFERENCE_BACKBONE = 'hrnet32'
+
+
+@dataclass(frozen=True)
+class StageRow:
+    """The stages of one configuration at one batch size (milliseconds per network call)."""
+
+    model: str
+    backbone: str
+    batch: int
+    precision: str
+    compile: str
+    preprocess_ms: float
+    network_ms: float
+    pipeline_ms: float
+    people_per_frame: float
+    peak_gpu_mib: float | None
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.batch * 1e3 / self.pipeline_ms
+
+    def markdown(self) -> str:
+        gpu = f'{self.peak_gpu_mib:.0f}' if self.peak_gpu_mib is not None else '-'
+        return (f'| {self.model}/{self.backbone} | {self.batch} | {self.precision}, compile '
+                f'{self.compile} | {self.preprocess_ms:.1f} | {self.network_ms:.1f} | '
+                f'{self.pipeline_ms:.1f} | {self.pipeline_ms / self.network_ms:.2f} | '
+                f'{self.frames_per_s:.0f} | {self.people_per_frame:.1f} | {gpu} |')
+
+
+STAGE_HEADER = ['| model | batch | network | preprocess ms | network ms | pipeline ms '
+                '| pipeline / network | frames/s | people/frame | peak GPU MiB |',
+                '|---|---|---|---|---|---|---|---|---|---|']
+
+
+def photo_frame(height: int = 720, width: int = 1280) -> np.ndarray:
+    """An RGB frame with two photos of a person on it (the CPU tables' frame, in RGB)."""
+    astro = skimage.data.astronaut()
+    canvas = np.zeros((height, width, 3), np.uint8)
+    half = width // 2
+    canvas[:, :half] = cv2.resize(astro, (half, height))
+    canvas[:, half:2 * half] = cv2.resize(astro[:, ::-1], (half, height))
+    return canvas
+
+
+def parse_models(specs: list[str]) -> list[tuple[str, str]]:
+    """'romp:hrnet32' -> ('romp', 'hrnet32'); a bad spec is one clear error."""
+    from romp_ros.core.config import BACKBONE_NAMES, MODEL_NAMES
+    models = []
+    for spec in specs:
+        model, _, backbone = spec.partition(':')
+        if model not in MODEL_NAMES or backbone not in BACKBONE_NAMES:
+            raise SystemExit(f'--models {spec!r}: expected MODEL:BACKBONE with MODEL in '
+                             f'{MODEL_NAMES} and BACKBONE in {BACKBONE_NAMES}')
+        models.append((model, backbone))
+    return models
+
+
+def reference_installed() -> bool:
+    """Whether simple-romp's model code imports (the reference rows need it)."""
+    try:
+        reference_module('romp.model')
+        reference_module('bev.model')
+    except ReferenceNotInstalledError as err:
+        LOG.warning('no reference rows: %s', err)
+        return False
+    return True
+
+
+def stage_row(config: EstimatorConfig, batch: int, frames: int) -> StageRow:
+    """Time one configuration's stages at one batch size, with its peak GPU memory."""
+    cuda = config.device.startswith('cuda')
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    report = run_pipeline_bench(config, frames=frames, batch=batch)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+    return StageRow(config.model, config.backbone, batch, config.precision, config.compile,
+                    report.preprocess_s * 1e3, report.network_s * 1e3,
+                    report.pipeline_s * 1e3, report.people_per_frame, peak)
+
+
+def describe_device(device: str) -> str:
+    """The device's name, for the table's heading."""
+    if device.startswith('cuda'):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f'CPU ({platform.processor() or platform.machine()})'
+
+
+def render(heading: str, compare_rows: list[str], stage_rows: list[StageRow],
+           skipped: list[str]) -> str:
+    """The markdown of everything measured so far."""
+    lines = [heading, '', '**Side by side with the reference** (batch 1, one 1280x720 frame, '
+             'round-robin medians):', '', *table_header(gpu=True), *compare_rows, '',
+             "**Stages** (random 1280x720 frames; a batch is several cameras' frames in one "
+             'network call; ms per call):', '', *STAGE_HEADER,
+             *(row.markdown() for row in stage_rows)]
+    if skipped:
+        lines += ['', f'Not measured in this run (deadline): {", ".join(skipped)}.']
+    return '\n'.join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--device', default='cuda:0')
+    parser.add_argument('--models', nargs='+', metavar='MODEL:BACKBONE',
+                        default=['romp:hrnet32', 'bev:hrnet32', 'romp:efficientnet_v2_s'])
+    parser.add_argument('--batches', nargs='+', type=int, default=[1, 8, 32],
+                        help='batch sizes of the stage table')
+    parser.add_argument('--rounds', type=int, default=20, help='round-robin rounds (side by side)')
+    parser.add_argument('--frames', type=int, default=30, help='timed calls per stage row')
+    parser.add_argument('--precision', default='fp16', help='precision of the stage rows')
+    parser.add_argument('--compile', default='reduce-overhead',
+                        help='torch.compile mode of the stage rows at batch 1')
+    parser.add_argument('--batched-compile', default='off',
+                        help='torch.compile mode of the batched stage rows (a compile per '
+                             'batch size costs minutes of the lease)')
+    parser.add_argument('--no-reference', action='store_true', help='leave out simple-romp')
+    parser.add_argument('--no-memory', action='store_true',
+                        help='skip the per-variant peak-memory processes')
+    parser.add_argument('--deadline-s', type=float, default=None,
+                        help='start no further model after this many seconds')
+    parser.add_argument('--out', type=Path, default=Path(os.environ.get('OUT', 'gpu_session')))
+    parser.add_argument('--doc', type=Path, default=DOC)
+    parser.add_argument('--doc-section', default=DOC_SECTION)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
+
+    models = parse_models(args.models)
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        raise SystemExit(f'--device {args.device}: torch sees no CUDA device here')
+    args.out.mkdir(parents=True, exist_ok=True)
+    reference = not args.no_reference and reference_installed()
+    started = time.monotonic()
+    heading = (f'{datetime.date.today().isoformat()}, {describe_device(args.device)}, '
+               f'torch {torch.__version__}; seeded weights in the official layout, synthetic '
+               f'body model.')
+    compare_rows: list[str] = []
+    stage_rows: list[StageRow] = []
+    skipped: list[str] = []
+    with tempfile.TemporaryDirectory(prefix='romp_ros_gpu_') as tmp:
+        tmp = Path(tmp)
+        files = write_synthetic_smpl_files(tmp / 'src')
+        prepare_models(smpl=files.smpl_pkl, smil=files.smil_pkl, extra=files.source_dir,
+                       models_dir=tmp / 'models', progress=False)
+        frame = photo_frame()
+        for model, backbone in models:
+            name = f'{model}/{backbone}'
+            if args.deadline_s is not None and time.monotonic() - started > args.deadline_s:
+                skipped.append(name)
+                LOG.warning('%s skipped: past the %.0f s deadline', name, args.deadline_s)
+                continue
+            ckpt = write_seeded_checkpoint(tmp / f'{model}_{backbone}.pth', model, backbone,
+                                           seed=0)
+            config = EstimatorConfig(model=model, backbone=backbone, checkpoint=str(ckpt),
+                                     models_dir=str(tmp / 'models'), device=args.device)
+            LOG.info('== %s: side by side', name)
+            variants = default_variants(model, args.device,
+                                        reference and backbone == REFERENCE_BACKBONE,
+                                        bf16=False)
+            result = compare(config, frame, variants, repeats=args.rounds,
+                             memory=not args.no_memory)
+            compare_rows += result.table_rows()
+            # fp16 / bf16 are CUDA's: on a CPU dry run the rows say the fp32 that ran
+            precision = args.precision if args.device.startswith('cuda') else 'fp32'
+            for batch in args.batches:
+                LOG.info('== %s: stages at batch %d', name, batch)
+                mode = args.compile if batch == 1 else args.batched_compile
+                stage_rows.append(stage_row(config.replace(precision=precision, compile=mode),
+                                            batch, args.frames))
+            text = render(heading, compare_rows, stage_rows, skipped)
+            write_doc_section(args.doc, text, name=args.doc_section)
+            (args.out / 'gpu_session.md').write_text(text + '\n', encoding='utf-8')
+            LOG.info('%s done after %.0f s; tables in %s and %s', name,
+                     time.monotonic() - started, args.doc, args.out)
+        text = render(heading, compare_rows, stage_rows, skipped)
+    for line in text.splitlines():
+        LOG.info('%s', line)
+    write_doc_section(args.doc, text, name=args.doc_section)
+    (args.out / 'gpu_session.md').write_text(text + '\n', encoding='utf-8')
+    (args.out / 'gpu_session.json').write_text(json.dumps(
+        {'heading': heading, 'compare_rows': compare_rows, 'skipped': skipped,
+         'stages': [dict(asdict(r), frames_per_s=r.frames_per_s) for r in stage_rows]},
+        indent=1), encoding='utf-8')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
