@@ -17,7 +17,7 @@ A model that would start after ``--deadline-s`` is skipped and named in the log.
 
     bash bench/gpu_session.sh                       # on the lent machine (see its header)
     python bench/gpu_session.py --device cpu --models romp:resnet50 --batches 1 2 \\
-        --rounds 2 --frames 2 --no-memory --out /tmp/gpu_dry   # a dry run on a CPU
+        --rounds 2 --frames 2 --memory none --out /tmp/gpu_dry   # a dry run on a CPU
 
 It needs the package alone (and simple-romp for the reference rows), not test/.
 """
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, dataclass
 import datetime
+import gc
 import json
 import logging
 import os
@@ -54,6 +55,7 @@ DOC = Path(__file__).resolve().parents[1] / 'docs' / 'performance.md'
 DOC_SECTION = 'gpu-session'
 # the reference ships HRNet-32 weights only, so only those rows have a reference beside them
 REFERENCE_BACKBONE = 'hrnet32'
+MEMORY_CHOICES = {'all': True, 'none': False, 'eager': lambda variant: variant.compile == 'off'}
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ def stage_row(config: EstimatorConfig, batch: int, frames: int) -> StageRow:
     """Time one configuration's stages at one batch size, with its peak GPU memory."""
     cuda = config.device.startswith('cuda')
     if cuda:
+        gc.collect()  # the previous rows' estimators, so their memory is not counted here
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     report = run_pipeline_bench(config, frames=frames, batch=batch)
@@ -171,8 +174,10 @@ def main() -> int:
                         help='torch.compile mode of the batched stage rows (a compile per '
                              'batch size costs minutes of the lease)')
     parser.add_argument('--no-reference', action='store_true', help='leave out simple-romp')
-    parser.add_argument('--no-memory', action='store_true',
-                        help='skip the per-variant peak-memory processes')
+    parser.add_argument('--memory', choices=('all', 'eager', 'none'), default='eager',
+                        help="side-by-side variants whose peak memory is measured, each in a "
+                             "fresh process ('eager': not the compiled ones, whose processes "
+                             'would compile again)')
     parser.add_argument('--deadline-s', type=float, default=None,
                         help='start no further model after this many seconds')
     parser.add_argument('--out', type=Path, default=Path(os.environ.get('OUT', 'gpu_session')))
@@ -214,7 +219,7 @@ def main() -> int:
                                         reference and backbone == REFERENCE_BACKBONE,
                                         bf16=False)
             result = compare(config, frame, variants, repeats=args.rounds,
-                             memory=not args.no_memory)
+                             memory=MEMORY_CHOICES[args.memory])
             compare_rows += result.table_rows()
             # fp16 / bf16 are CUDA's: on a CPU dry run the rows say the fp32 that ran
             precision = args.precision if args.device.startswith('cuda') else 'fp32'

@@ -15,8 +15,9 @@
 #      (section gpu-session) after each model.
 # Everything lands in $OUT (the device tool's folder; else ./gpu_session_out): nvidia-smi.txt,
 # pytest.log, bench.log, gpu_session.md / .json and the updated performance.md.
-# Time: about 1 min of tests, then the models in order until --deadline-s (BENCH_DEADLINE_S,
-# default 240 s) passes; BENCH_TIMEOUT_S (default 420 s) stops the bench outright.
+# Time: at most TEST_TIMEOUT_S (150 s) of tests, then the models in order, none started after
+# BENCH_DEADLINE_S (180 s), the bench stopped outright at BENCH_TIMEOUT_S (330 s): under 8 min
+# in all, inside one device call of timeout_s 600 and a 15-minute lease with its start.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -61,14 +62,14 @@ run() {
   "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
 
   log "1. the tests that need CUDA"
-  timeout "${TEST_TIMEOUT_S:-240}" "$PY" -m pytest -q -p no:cacheprovider \
+  timeout "${TEST_TIMEOUT_S:-150}" "$PY" -m pytest -q -p no:cacheprovider \
     test/test_pinned_upload.py test/test_padded_postprocess.py test/test_torch_compile.py \
     2>&1 | tee "$out/pytest.log"
   local tests=${PIPESTATUS[0]}
 
   log "2. the figures"
-  timeout "${BENCH_TIMEOUT_S:-420}" "$PY" bench/gpu_session.py --out "$out" \
-    --deadline-s "${BENCH_DEADLINE_S:-240}" "$@" 2>&1 | tee "$out/bench.log"
+  timeout "${BENCH_TIMEOUT_S:-330}" "$PY" bench/gpu_session.py --out "$out" \
+    --deadline-s "${BENCH_DEADLINE_S:-180}" "$@" 2>&1 | tee "$out/bench.log"
   local bench=${PIPESTATUS[0]}
   cp docs/performance.md "$out/performance.md"
   log "tests exit $tests, bench exit $bench; results in $out"

@@ -248,8 +248,12 @@ def _memory_of(variant: Variant, config: EstimatorConfig, reference_files, frame
 
 
 def compare(config: EstimatorConfig, frame_rgb: np.ndarray, variants: list[Variant],
-            repeats: int = 5, memory: bool = True) -> Comparison:
+            repeats: int = 5, memory: bool | Callable[[Variant], bool] = True) -> Comparison:
     """Time every variant round-robin on one frame; optionally measure its memory.
+
+    ``memory`` is True (every variant), False (none) or a predicate choosing the variants
+    whose peak memory is measured, each in a fresh process: a compiled variant's process
+    compiles its network again, which a short GPU lease may not afford.
 
     Raises:
         ReferenceNotInstalledError: a reference variant without simple-romp installed.
@@ -276,10 +280,10 @@ def compare(config: EstimatorConfig, frame_rgb: np.ndarray, variants: list[Varia
                 times[variant].append(time.perf_counter() - start)
         del runs
         memories: dict[Variant, tuple[float | None, float | None]] = {}
-        if memory:
-            for variant in tqdm(variants, desc='memory', unit='variant'):
-                memories[variant] = _memory_of(variant, config, reference_files, frame_rgb,
-                                               threads)
+        measured = [v for v in variants if (memory(v) if callable(memory) else memory)]
+        for variant in tqdm(measured, desc='memory', unit='variant', disable=not measured):
+            memories[variant] = _memory_of(variant, config, reference_files, frame_rgb,
+                                           threads)
     results = [VariantResult(v, people[v], statistics.median(times[v]) * 1e3,
                              *memories.get(v, (None, None))) for v in variants]
     return Comparison(config=config, frame_size=frame_rgb.shape[:2], threads=threads,
