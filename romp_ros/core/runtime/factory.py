@@ -34,15 +34,18 @@ def runtime_runs_on(name: str, device: str | torch.device) -> bool:
     """
     if not runtime_available(name):
         return False
-    kind = torch.device(device).type
-    if kind == 'cpu':
-        return True
-    if kind != 'cuda' or name == 'openvino':
-        return False
+    device = torch.device(device)
     if name == 'onnxruntime':
-        import onnxruntime
-        return 'CUDAExecutionProvider' in onnxruntime.get_available_providers()
-    return True  # torch
+        # the runner's own provider choice decides, so the two cannot disagree
+        from romp_ros.core.runtime.onnxruntime_runner import import_onnxruntime, select_providers
+        try:
+            select_providers(import_onnxruntime().get_available_providers(), device, 'fp32')
+        except RuntimeSetupError:
+            return False
+        return True
+    if name == 'openvino':
+        return device.type == 'cpu'  # as OpenVinoRunner requires
+    return device.type in ('cpu', 'cuda')
 
 
 def build_runner(name: str, *, model_name: str, device: torch.device, precision: str = 'fp32',
