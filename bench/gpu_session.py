@@ -3,10 +3,11 @@
 For each model (by default ROMP-HRNet-32, BEV-HRNet-32 and ROMP-EfficientNetV2-S), on seeded
 weights in the official layout and the synthetic body model:
 
-1. **Side by side with the reference** at 1280x720, batch 1 (`romp_ros.cli.runtime_compare`):
-   the reference's torch path (simple-romp, when it imports) beside ours in fp32, fp16,
-   compiled with a CUDA graph, and with the padded post-processing; ONNX Runtime rows only
-   where its build has the CUDA provider. Median ms per frame, ratios, peak RSS and GPU memory.
+1. **Side by side with the reference** on the CPU tables' 1280x720 frame, batch 1
+   (`romp_ros.cli.runtime_compare`): the reference's torch path (simple-romp, when it
+   imports) beside ours in fp32, fp16, compiled with a CUDA graph, and with the padded
+   post-processing; ONNX Runtime rows only where its build has the CUDA provider. Median ms
+   per frame, ratios, peak RSS and GPU memory (not of the compiled variants by default).
 2. **The stages**, at batch 1 and batched (several cameras' frames in one network call): the
    network alone, the whole pipeline, pipeline / network, frames per second and peak GPU
    memory.
@@ -15,7 +16,7 @@ The tables go into docs/performance.md (section ``gpu-session``) after each mode
 that is cut short keeps what it measured, and into OUT/gpu_session.md and OUT/gpu_session.json.
 A model that would start after ``--deadline-s`` is skipped and named in the log.
 
-    bash bench/gpu_session.sh                       # on the lent machine (see its header)
+    bash bench/gpu_session.sh run                   # on the lent machine (see its header)
     python bench/gpu_session.py --device cpu --models romp:resnet50 --batches 1 2 \\
         --rounds 2 --frames 2 --memory none --out /tmp/gpu_dry   # a dry run on a CPU
 
@@ -32,26 +33,19 @@ import json
 import logging
 import os
 from pathlib import Path
-import platform
 import tempfile
 import time
 
-import cv2
-import numpy as np
-import skimage.data
+from runtime_fixtures import PERFORMANCE_DOC, SeededSetup, frame_1280x720
 import torch
 
 from romp_ros.cli.doc_section import write_doc_section
 from romp_ros.cli.pipeline_bench import run_pipeline_bench
 from romp_ros.cli.reference_pipelines import ReferenceNotInstalledError, reference_module
-from romp_ros.cli.runtime_compare import compare, default_variants, table_header
+from romp_ros.cli.runtime_compare import compare, default_variants, device_name, table_header
 from romp_ros.core import EstimatorConfig
-from romp_ros.core.body.prepare import prepare_models
-from romp_ros.synthetic.body_model import write_synthetic_smpl_files
-from romp_ros.testing.seeded_weights import write_seeded_checkpoint
 
 LOG = logging.getLogger('bench.gpu_session')
-DOC = Path(__file__).resolve().parents[1] / 'docs' / 'performance.md'
 DOC_SECTION = 'gpu-session'
 # the reference ships HRNet-32 weights only, so only those rows have a reference beside them
 REFERENCE_BACKBONE = 'hrnet32'
@@ -88,16 +82,6 @@ class StageRow:
 STAGE_HEADER = ['| model | batch | network | preprocess ms | network ms | pipeline ms '
                 '| pipeline / network | frames/s | people/frame | peak GPU MiB |',
                 '|---|---|---|---|---|---|---|---|---|---|']
-
-
-def photo_frame(height: int = 720, width: int = 1280) -> np.ndarray:
-    """An RGB frame with two photos of a person on it (the CPU tables' frame, in RGB)."""
-    astro = skimage.data.astronaut()
-    canvas = np.zeros((height, width, 3), np.uint8)
-    half = width // 2
-    canvas[:, :half] = cv2.resize(astro, (half, height))
-    canvas[:, half:2 * half] = cv2.resize(astro[:, ::-1], (half, height))
-    return canvas
 
 
 def parse_models(specs: list[str]) -> list[tuple[str, str]]:
@@ -138,13 +122,6 @@ def stage_row(config: EstimatorConfig, batch: int, frames: int) -> StageRow:
                     report.pipeline_s * 1e3, report.people_per_frame, peak)
 
 
-def describe_device(device: str) -> str:
-    """The device's name, for the table's heading."""
-    if device.startswith('cuda'):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f'CPU ({platform.processor() or platform.machine()})'
-
-
 def render(heading: str, compare_rows: list[str], stage_rows: list[StageRow],
            skipped: list[str]) -> str:
     """The markdown of everything measured so far."""
@@ -156,6 +133,19 @@ def render(heading: str, compare_rows: list[str], stage_rows: list[StageRow],
     if skipped:
         lines += ['', f'Not measured in this run (deadline): {", ".join(skipped)}.']
     return '\n'.join(lines)
+
+
+def publish(args: argparse.Namespace, heading: str, compare_rows: list[str],
+            stage_rows: list[StageRow], skipped: list[str]) -> str:
+    """Write what was measured so far into the docs and OUT; returns the markdown."""
+    text = render(heading, compare_rows, stage_rows, skipped)
+    write_doc_section(args.doc, text, name=args.doc_section)
+    (args.out / 'gpu_session.md').write_text(text + '\n', encoding='utf-8')
+    (args.out / 'gpu_session.json').write_text(json.dumps(
+        {'heading': heading, 'compare_rows': compare_rows, 'skipped': skipped,
+         'stages': [dict(asdict(r), frames_per_s=r.frames_per_s) for r in stage_rows]},
+        indent=1), encoding='utf-8')
+    return text
 
 
 def main() -> int:
@@ -181,7 +171,7 @@ def main() -> int:
     parser.add_argument('--deadline-s', type=float, default=None,
                         help='start no further model after this many seconds')
     parser.add_argument('--out', type=Path, default=Path(os.environ.get('OUT', 'gpu_session')))
-    parser.add_argument('--doc', type=Path, default=DOC)
+    parser.add_argument('--doc', type=Path, default=PERFORMANCE_DOC)
     parser.add_argument('--doc-section', default=DOC_SECTION)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
@@ -192,28 +182,27 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     reference = not args.no_reference and reference_installed()
     started = time.monotonic()
-    heading = (f'{datetime.date.today().isoformat()}, {describe_device(args.device)}, '
+    heading = (f'{datetime.date.today().isoformat()}, {device_name(args.device)}, '
                f'torch {torch.__version__}; seeded weights in the official layout, synthetic '
                f'body model.')
     compare_rows: list[str] = []
     stage_rows: list[StageRow] = []
     skipped: list[str] = []
+    text = ''
     with tempfile.TemporaryDirectory(prefix='romp_ros_gpu_') as tmp:
-        tmp = Path(tmp)
-        files = write_synthetic_smpl_files(tmp / 'src')
-        prepare_models(smpl=files.smpl_pkl, smil=files.smil_pkl, extra=files.source_dir,
-                       models_dir=tmp / 'models', progress=False)
-        frame = photo_frame()
-        for model, backbone in models:
-            name = f'{model}/{backbone}'
+        assets = SeededSetup(Path(tmp)).prepare()
+        frame = frame_1280x720()
+        for index, (model, backbone) in enumerate(models):
             if args.deadline_s is not None and time.monotonic() - started > args.deadline_s:
-                skipped.append(name)
-                LOG.warning('%s skipped: past the %.0f s deadline', name, args.deadline_s)
-                continue
-            ckpt = write_seeded_checkpoint(tmp / f'{model}_{backbone}.pth', model, backbone,
-                                           seed=0)
-            config = EstimatorConfig(model=model, backbone=backbone, checkpoint=str(ckpt),
-                                     models_dir=str(tmp / 'models'), device=args.device)
+                skipped = [f'{m}/{b}' for m, b in models[index:]]
+                LOG.warning('past the %.0f s deadline; not measured: %s', args.deadline_s,
+                            ', '.join(skipped))
+                text = publish(args, heading, compare_rows, stage_rows, skipped)
+                break
+            name = f'{model}/{backbone}'
+            config = EstimatorConfig(model=model, backbone=backbone,
+                                     checkpoint=str(assets.checkpoint(model, backbone)),
+                                     models_dir=str(assets.models_dir), device=args.device)
             LOG.info('== %s: side by side', name)
             variants = default_variants(model, args.device,
                                         reference and backbone == REFERENCE_BACKBONE,
@@ -228,20 +217,12 @@ def main() -> int:
                 mode = args.compile if batch == 1 else args.batched_compile
                 stage_rows.append(stage_row(config.replace(precision=precision, compile=mode),
                                             batch, args.frames))
-            text = render(heading, compare_rows, stage_rows, skipped)
-            write_doc_section(args.doc, text, name=args.doc_section)
-            (args.out / 'gpu_session.md').write_text(text + '\n', encoding='utf-8')
+            # after each model, so that a run cut short keeps what it measured
+            text = publish(args, heading, compare_rows, stage_rows, skipped)
             LOG.info('%s done after %.0f s; tables in %s and %s', name,
                      time.monotonic() - started, args.doc, args.out)
-        text = render(heading, compare_rows, stage_rows, skipped)
     for line in text.splitlines():
         LOG.info('%s', line)
-    write_doc_section(args.doc, text, name=args.doc_section)
-    (args.out / 'gpu_session.md').write_text(text + '\n', encoding='utf-8')
-    (args.out / 'gpu_session.json').write_text(json.dumps(
-        {'heading': heading, 'compare_rows': compare_rows, 'skipped': skipped,
-         'stages': [dict(asdict(r), frames_per_s=r.frames_per_s) for r in stage_rows]},
-        indent=1), encoding='utf-8')
     return 0
 
 

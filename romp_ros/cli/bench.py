@@ -6,7 +6,6 @@ import argparse
 import datetime
 import logging
 from pathlib import Path
-import platform
 import tempfile
 
 from romp_ros.cli.model_flags import add_model_flags, config_from_args
@@ -52,6 +51,7 @@ def _run_comparison(args: argparse.Namespace) -> int:
     from romp_ros.cli.runtime_compare import (
         compare,
         default_variants,
+        device_name,
         int8_variants,
         table_header,
     )
@@ -68,8 +68,7 @@ def _run_comparison(args: argparse.Namespace) -> int:
                                       Path(tmp))
         result = compare(config, frame, variants, repeats=args.frames,
                          memory=not args.no_memory)
-    device = (torch.cuda.get_device_name(0) if config.device.startswith('cuda')
-              else f'CPU ({platform.processor() or platform.machine()})')
+    device = device_name(config.device)
     gpu = config.device.startswith('cuda')
     lines = [f'{datetime.date.today().isoformat()}, {device}, {result.threads} threads, '
              f'torch {torch.__version__}; {frame.shape[1]}x{frame.shape[0]} frame; median of '

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import logging
 import multiprocessing
 from pathlib import Path
+import platform
 import resource
 import statistics
 import tempfile
@@ -105,6 +106,13 @@ class Comparison:
                         f'{r.people} | {r.median_ms:.0f} | {ratio(ref_torch)} | '
                         f'{ratio(ref_onnx)} | {rss}{gpu} |')
         return rows
+
+
+def device_name(device: str) -> str:
+    """The device's name for a table's heading: the GPU's model, else the CPU's."""
+    if device.startswith('cuda'):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f'CPU ({platform.processor() or platform.machine()})'
 
 
 def table_header(gpu: bool = False) -> list[str]:
